@@ -1,0 +1,2 @@
+//! airlock-applier (filled by its own issue).
+fn main() {}

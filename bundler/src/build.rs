@@ -1,0 +1,152 @@
+//! `build`: pack verified documents from the cache into a signed bundle. The cached
+//! feed and every document are re-verified against the cached vendor key first;
+//! the sequence number only grows per channel (recorded in the cache).
+
+use crate::cache::Cache;
+use crate::cli::BuildArgs;
+use crate::output::Output;
+use airlock_format::archive::{
+    AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle,
+};
+use airlock_format::keys::{PasswordSource, SecretKey};
+use airlock_format::{Error, Result, time};
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// Runs `build`.
+pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
+    let cache = Cache::new(&a.cache);
+    let (feed, trust) = cache.feed()?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "{} holds no fetched feed: run `airlock-bundler fetch` into it first",
+            a.cache.display()
+        ))
+    })?;
+    let created = match &a.created {
+        Some(t) => time::parse_rfc3339(t)
+            .ok_or_else(|| Error::Invalid(format!("--created '{t}' is not an RFC 3339 time")))?,
+        None => time::now(),
+    };
+    if feed.expires <= time::now() {
+        return Err(Error::Policy {
+            what: format!("cached feed in {}", a.cache.display()),
+            reason: format!("expired at {}", time::format(&feed.expires)),
+            hint: "run `airlock-bundler fetch` again to get a current feed".into(),
+        });
+    }
+    let expires = time::parse_deadline(&a.expires, &created)?;
+
+    let known: BTreeSet<&str> = feed.entries.iter().map(|e| e.id.as_str()).collect();
+    for id in a.include.iter().chain(&a.exclude) {
+        if !known.contains(id.as_str()) {
+            return Err(Error::Invalid(format!(
+                "--include/--exclude names {id}, which is not in the cached feed"
+            )));
+        }
+    }
+    let selected: Vec<_> = feed
+        .entries
+        .iter()
+        .filter(|e| a.include.is_empty() || a.include.contains(&e.id))
+        .filter(|e| !a.exclude.contains(&e.id))
+        .collect();
+    if selected.is_empty() && feed.retired.is_empty() {
+        return Err(Error::Invalid(
+            "nothing to bundle: the selection is empty".into(),
+        ));
+    }
+    let mut documents = Vec::with_capacity(selected.len());
+    for entry in selected {
+        let doc = cache.document(entry, &trust)?.into_inner();
+        documents.push(DocumentInput {
+            id: entry.id.clone(),
+            revision: entry.revision,
+            vendor_key: doc.vendor_key,
+            xml: doc.xml,
+            signature: doc.signature.into_bytes(),
+        });
+    }
+
+    let last = cache.sequences()?.get(&a.channel).copied().unwrap_or(0);
+    let seq = match a.seq {
+        Some(s) if s < last => {
+            return Err(Error::Policy {
+                what: format!("--seq {s}"),
+                reason: format!(
+                    "channel {} already has bundle sequence {last}; appliers refuse a lower number",
+                    a.channel
+                ),
+                hint: format!("use --seq {} or higher, or leave --seq out", last + 1),
+            });
+        }
+        Some(s) => s,
+        None => last + 1,
+    };
+
+    let attachments = a
+        .attach
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            AttachmentInput {
+                name,
+                path: p.clone(),
+            }
+        })
+        .collect();
+    let input = BundleInput {
+        channel: a.channel.clone(),
+        seq,
+        created,
+        expires,
+        publisher: feed.publisher.clone(),
+        documents,
+        retired: feed.retired.clone(),
+        attachments,
+    };
+    let key = SecretKey::from_file(
+        &a.key,
+        &PasswordSource {
+            file: a.password.password_file.clone(),
+        },
+    )?;
+    let opts = WriteOptions {
+        detached_signature: a.detached_sig,
+        ..WriteOptions::default()
+    };
+    let manifest = write_bundle(&input, &key, &a.out, &opts)?;
+    cache.record_sequence(&a.channel, seq)?;
+
+    if a.json {
+        out.json(&json!({
+            "bundle": a.out.display().to_string(),
+            "id": manifest.id, "channel": manifest.channel, "seq": manifest.seq,
+            "created": time::format(&manifest.created), "expires": time::format(&manifest.expires),
+            "release_key": manifest.release_key,
+            "mitigations": manifest.mitigations.len(), "retired": manifest.retired.len(),
+            "attachments": manifest.attachments.len(),
+            "compressed_size": manifest.payload.compressed_size,
+            "detached_signature": a.detached_sig,
+        }));
+    } else {
+        out.line(format!(
+            "built {}: bundle {} (channel {}, seq {}), {} mitigations, {} retired, {} attachments, signed by release key {}, expires {}",
+            a.out.display(),
+            manifest.id,
+            manifest.channel,
+            manifest.seq,
+            manifest.mitigations.len(),
+            manifest.retired.len(),
+            manifest.attachments.len(),
+            manifest.release_key,
+            time::format(&manifest.expires)
+        ));
+        if a.detached_sig {
+            out.line(format!("detached signature: {}.minisig", a.out.display()));
+        }
+    }
+    Ok(())
+}

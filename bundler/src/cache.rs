@@ -1,0 +1,191 @@
+//! The bundler's local cache. It only ever holds verified content:
+//!
+//! ```text
+//! CACHE/vendor.pub                 the vendor key the cache was filled with
+//! CACHE/feed.xml, feed.xml.minisig the last verified feed (written last: the commit point)
+//! CACHE/objects/SHA256.xml         documents, content-addressed, with their .minisig
+//! CACHE/sequence.json              last sequence number built per channel
+//! ```
+//!
+//! Every file is written atomically, so an interrupted fetch leaves the previous
+//! feed in force and at worst some extra verified objects. Readers re-verify
+//! everything they load, so a cache edited on disk is caught too.
+
+use airlock_format::feed::{Feed, FeedEntry};
+use airlock_format::keys::PublicKey;
+use airlock_format::trust::TrustRoots;
+use airlock_format::verify::{self, Document, Verified};
+use airlock_format::{Error, Result, fsutil, hash, limits};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// The cache at `dir` (not created yet).
+    pub fn new(dir: &Path) -> Cache {
+        Cache {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Creates the directories.
+    pub fn create(&self) -> Result<()> {
+        let objects = self.dir.join("objects");
+        std::fs::create_dir_all(&objects).map_err(|e| Error::io("create", &objects, e))
+    }
+
+    fn object_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join("objects").join(format!("{sha256}.xml"))
+    }
+
+    fn sig_path(&self, sha256: &str) -> PathBuf {
+        self.dir
+            .join("objects")
+            .join(format!("{sha256}.xml.minisig"))
+    }
+
+    /// The vendor key recorded in the cache, if any.
+    pub fn vendor_key(&self) -> Result<Option<PublicKey>> {
+        let p = self.dir.join("vendor.pub");
+        if !p.exists() {
+            return Ok(None);
+        }
+        PublicKey::from_file(&p).map(Some)
+    }
+
+    /// Records the vendor key (first fetch) or checks it is the same one.
+    pub fn bind_vendor_key(&self, key: &PublicKey) -> Result<()> {
+        match self.vendor_key()? {
+            Some(k) if k.id() == key.id() => Ok(()),
+            Some(k) => Err(Error::Invalid(format!(
+                "cache {} was filled from vendor key {}, not {}: use a separate cache directory per vendor key",
+                self.dir.display(),
+                k.id(),
+                key.id()
+            ))),
+            None => fsutil::write_atomic(&self.dir.join("vendor.pub"), key.text().as_bytes(), None),
+        }
+    }
+
+    /// The cached feed, re-verified with the cached vendor key; `None` when the
+    /// cache has never been filled.
+    pub fn feed(&self) -> Result<Option<(Verified<Feed>, TrustRoots)>> {
+        let Some(key) = self.vendor_key()? else {
+            return Ok(None);
+        };
+        let p = self.dir.join("feed.xml");
+        if !p.exists() {
+            return Ok(None);
+        }
+        let xml = fsutil::read_limited(&p, limits::MAX_FEED_BYTES)?;
+        let sig = fsutil::read_limited(
+            &self.dir.join("feed.xml.minisig"),
+            limits::MAX_SIGNATURE_BYTES,
+        )?;
+        let trust = TrustRoots {
+            vendor: vec![key],
+            release: vec![],
+        };
+        let feed = verify::verify_feed(&p.display().to_string(), &xml, &sig, &trust)?;
+        Ok(Some((feed, trust)))
+    }
+
+    /// Whether the object for `entry` is present with the right content.
+    pub fn has(&self, entry: &FeedEntry) -> bool {
+        let ok = fsutil::read_limited(&self.object_path(&entry.sha256), entry.size)
+            .is_ok_and(|b| hash::sha256_hex(&b) == entry.sha256);
+        ok && self.sig_path(&entry.sha256).is_file()
+    }
+
+    /// Loads and re-verifies the document for `entry`.
+    pub fn document(&self, entry: &FeedEntry, trust: &TrustRoots) -> Result<Verified<Document>> {
+        let p = self.object_path(&entry.sha256);
+        let xml = fsutil::read_limited(&p, entry.size)?;
+        let sig = fsutil::read_limited(&self.sig_path(&entry.sha256), limits::MAX_SIGNATURE_BYTES)?;
+        check_document(&p.display().to_string(), entry, &xml, &sig, trust)
+    }
+
+    /// Stores a verified document (signature first, then the document).
+    pub fn store(&self, doc: &Document, entry: &FeedEntry) -> Result<()> {
+        fsutil::write_atomic(
+            &self.sig_path(&entry.sha256),
+            doc.signature.as_bytes(),
+            None,
+        )?;
+        fsutil::write_atomic(&self.object_path(&entry.sha256), &doc.xml, None)
+    }
+
+    /// Commits a verified feed: written last, so it only ever names stored objects.
+    pub fn commit_feed(&self, xml: &[u8], sig: &[u8]) -> Result<()> {
+        fsutil::write_atomic(&self.dir.join("feed.xml.minisig"), sig, None)?;
+        fsutil::write_atomic(&self.dir.join("feed.xml"), xml, None)
+    }
+
+    fn sequence_path(&self) -> PathBuf {
+        self.dir.join("sequence.json")
+    }
+
+    /// Last sequence number built per channel.
+    pub fn sequences(&self) -> Result<BTreeMap<String, u64>> {
+        let p = self.sequence_path();
+        if !p.exists() {
+            return Ok(BTreeMap::new());
+        }
+        let bytes = fsutil::read_limited(&p, 1 << 20)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!(
+                "{} is damaged ({e}): fix or remove it",
+                p.display()
+            ))
+        })
+    }
+
+    /// Records `seq` as built on `channel`.
+    pub fn record_sequence(&self, channel: &str, seq: u64) -> Result<()> {
+        let mut all = self.sequences()?;
+        let e = all.entry(channel.to_string()).or_insert(0);
+        *e = (*e).max(seq);
+        let json = serde_json::to_vec_pretty(&all).unwrap_or_default();
+        fsutil::write_atomic(&self.sequence_path(), &json, None)
+    }
+}
+
+/// Checks document bytes against a verified feed entry (size, SHA-256), then the
+/// vendor signature and schema, then that id and revision are what the feed says.
+pub fn check_document(
+    what: &str,
+    entry: &FeedEntry,
+    xml: &[u8],
+    sig: &[u8],
+    trust: &TrustRoots,
+) -> Result<Verified<Document>> {
+    if xml.len() as u64 != entry.size {
+        return Err(Error::mismatch(
+            what,
+            format!(
+                "is {} bytes, but the feed declares {}",
+                xml.len(),
+                entry.size
+            ),
+        ));
+    }
+    if hash::sha256_hex(xml) != entry.sha256 {
+        return Err(Error::mismatch(what, "SHA-256 does not match the feed"));
+    }
+    let doc = verify::verify_document(what, xml, sig, trust)?;
+    if doc.mitigation.id != entry.id || doc.mitigation.revision != entry.revision {
+        return Err(Error::mismatch(
+            what,
+            format!(
+                "document is {} revision {}, but the feed lists {} revision {}",
+                doc.mitigation.id, doc.mitigation.revision, entry.id, entry.revision
+            ),
+        ));
+    }
+    Ok(doc)
+}

@@ -1,0 +1,190 @@
+//! Command-line definitions (clap derive only; no logic here).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Fetch vendor-signed mitigations, check every signature, and pack them into one
+/// signed .airlock bundle to carry over the air gap.
+#[derive(Debug, Parser)]
+#[command(name = "airlock-bundler", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The bundler's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a minisign key pair: DIR/ROLE.pub and DIR/ROLE.key (mode 0600).
+    Keygen(KeygenArgs),
+    /// Vendor side: publish a feed directory.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+    /// Fetch a vendor feed into a local verified cache.
+    Fetch(FetchArgs),
+    /// Build a signed bundle from the verified cache.
+    Build(BuildArgs),
+    /// Show what a bundle claims to contain, without checking signatures.
+    Inspect(InspectArgs),
+    /// Check a bundle completely: release signature, every size and hash, every vendor signature.
+    Verify(VerifyArgs),
+}
+
+/// Key roles (design card §2).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Role {
+    /// Signs the feed index and each mitigation document.
+    Vendor,
+    /// Signs bundle manifests.
+    Release,
+    /// Signs change-control approvals of a plan.
+    Approver,
+    /// Signs ledger checkpoints.
+    Host,
+}
+
+/// Where a secret key's password comes from.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Read the secret key's password from the first line of FILE (else AIRLOCK_PASSWORD, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Which role the key is for (names the files).
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// Directory to write ROLE.pub and ROLE.key into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Leave the secret key unencrypted (for automation and tests).
+    #[arg(long)]
+    pub no_password: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// `feed ...`.
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Validate DIR/mitigations/*.xml, sign each, and write DIR/feed.xml and its signature.
+    Publish(PublishArgs),
+}
+
+/// `feed publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The feed directory (documents in DIR/mitigations/ID.xml).
+    pub dir: PathBuf,
+    /// Vendor secret key.
+    #[arg(long, value_name = "VENDOR.key")]
+    pub key: PathBuf,
+    /// How long the feed stays valid (duration like 7d, or an RFC 3339 time).
+    #[arg(long, default_value = "7d")]
+    pub expires: String,
+    /// Withdraw this mitigation id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub retire: Vec<String>,
+    /// Publisher name written into the feed.
+    #[arg(long, default_value = "airlock sample vendor")]
+    pub publisher: String,
+    /// Generation time (RFC 3339; default now).
+    #[arg(long, value_name = "RFC3339")]
+    pub generated: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// `fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The feed: a local directory (HTTP(S) feeds are not supported yet).
+    pub source: PathBuf,
+    /// The vendor's public key; the feed and every document must be signed by it.
+    #[arg(long, value_name = "PUB")]
+    pub vendor_key: PathBuf,
+    /// The local verified cache directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub cache: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The verified cache filled by `fetch`.
+    #[arg(long, value_name = "DIR")]
+    pub cache: PathBuf,
+    /// Release secret key that signs the manifest.
+    #[arg(long, value_name = "RELEASE.key")]
+    pub key: PathBuf,
+    /// Release channel, e.g. prod.
+    #[arg(long)]
+    pub channel: String,
+    /// Sequence number (default: one more than the last bundle built from this cache for the channel).
+    #[arg(long)]
+    pub seq: Option<u64>,
+    /// Creation time (RFC 3339; default now). The same inputs and time give the same bytes.
+    #[arg(long, value_name = "RFC3339")]
+    pub created: Option<String>,
+    /// Expiry: a duration after --created (like 30d) or an RFC 3339 time.
+    #[arg(long, default_value = "30d")]
+    pub expires: String,
+    /// Carry this file as an attachment (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
+    /// Only include this mitigation id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub include: Vec<String>,
+    /// Leave out this mitigation id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub exclude: Vec<String>,
+    /// Also write FILE.minisig, a whole-file signature that stock `minisign -V` checks.
+    #[arg(long)]
+    pub detached_sig: bool,
+    /// Where to write the bundle.
+    #[arg(long, value_name = "FILE.airlock")]
+    pub out: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The bundle.
+    pub file: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle.
+    pub file: PathBuf,
+    /// Trusted release public key (repeatable).
+    #[arg(long, value_name = "PUB", required = true)]
+    pub release_key: Vec<PathBuf>,
+    /// Trusted vendor public key (repeatable).
+    #[arg(long, value_name = "PUB", required = true)]
+    pub vendor_key: Vec<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,53 @@
+//! The airlock bundler, the connected side: generate keys, publish a vendor feed,
+//! fetch a feed into a cache that only ever holds verified content, build signed
+//! bundles from that cache, and inspect or verify bundles. The bundler uses the
+//! error type of the format crate ([`airlock_format::Error`]) so that every
+//! failure maps to one exit code and carries a "what to do" hint.
+#![forbid(unsafe_code)]
+
+pub mod build;
+pub mod cache;
+pub mod cli;
+pub mod fetch;
+pub mod inspect;
+pub mod keygen;
+pub mod output;
+pub mod publish;
+
+pub use airlock_format::{Error, Exit, Result};
+
+use clap::Parser;
+use cli::{Cli, Command, FeedCommand};
+use std::ffi::OsString;
+
+/// Runs the bundler with `args` (including the program name) and returns the exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let out = output::Output::new(cli.quiet, cli.verbose);
+    let result = match cli.command {
+        Command::Keygen(a) => keygen::run(&a, &out),
+        Command::Feed(FeedCommand::Publish(a)) => publish::run(&a, &out),
+        Command::Fetch(a) => fetch::run(&a, &out),
+        Command::Build(a) => build::run(&a, &out),
+        Command::Inspect(a) => inspect::run_inspect(&a, &out),
+        Command::Verify(a) => inspect::run_verify(&a, &out),
+    };
+    match result {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            out.error(&e);
+            e.exit()
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! `airlock-bundler`: parse the command line, run it, map the outcome to an exit code.
+fn main() -> std::process::ExitCode {
+    airlock_bundler::main(std::env::args_os()).into()
+}

@@ -1,0 +1,162 @@
+//! The one error type of the format crate. Every variant maps to exactly one exit
+//! code ([`Error::exit`]) and carries a "what to do" hint ([`Error::hint`]), so the
+//! binaries print "what happened, what to do" without guessing.
+
+use crate::exit::Exit;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Result alias for the format crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading, writing or verifying airlock files.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a named path failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What we were doing ("read", "create", ...).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A key file is missing, malformed, encrypted without a password, or the password is wrong.
+    #[error("key {}: {reason}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why it could not be used.
+        reason: String,
+    },
+    /// An argument or local input has a value airlock does not accept.
+    #[error("{0}")]
+    Invalid(String),
+    /// Outside input is larger than one of the limits in [`crate::limits`].
+    #[error("{what} is over the limit of {limit} {unit}")]
+    Limit {
+        /// What was too large.
+        what: String,
+        /// The limit.
+        limit: u64,
+        /// Unit of the limit ("bytes", "entries", "levels").
+        unit: &'static str,
+    },
+    /// An XML document is malformed or breaks the schema.
+    #[error("{what}: {message}")]
+    Xml {
+        /// Which document.
+        what: String,
+        /// What is wrong, with the position when known.
+        message: String,
+    },
+    /// A signature is malformed, legacy, made by an untrusted key, or does not verify.
+    #[error("{what}: {reason}")]
+    Signature {
+        /// What the signature was supposed to cover.
+        what: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Content does not match what a signed index declared (size, hash, presence).
+    #[error("{what}: {reason}")]
+    Mismatch {
+        /// Which content.
+        what: String,
+        /// What differs.
+        reason: String,
+    },
+    /// A bundle archive is malformed or hostile.
+    #[error("bundle {}: {reason}", path.display())]
+    Archive {
+        /// The bundle file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Refused by policy: expired, sequence going backwards, and similar.
+    #[error("{what}: {reason}")]
+    Policy {
+        /// What was refused.
+        what: String,
+        /// Why.
+        reason: String,
+        /// What the operator can do about it.
+        hint: String,
+    },
+}
+
+impl Error {
+    /// The exit code this error maps to (design card §9).
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Io { .. } | Error::Key { .. } | Error::Invalid(_) => Exit::Operational,
+            Error::Limit { .. }
+            | Error::Xml { .. }
+            | Error::Signature { .. }
+            | Error::Mismatch { .. }
+            | Error::Archive { .. } => Exit::Verification,
+            Error::Policy { .. } => Exit::Policy,
+        }
+    }
+
+    /// What the operator should do next.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Io { .. } => "check that the path exists and that you may read or write it".into(),
+            Error::Key { .. } => "check the key path and its password (--password-file or AIRLOCK_PASSWORD)".into(),
+            Error::Invalid(_) => "correct the value and run the command again".into(),
+            Error::Limit { .. } | Error::Archive { .. } | Error::Mismatch { .. } => {
+                "do not use this file: it was altered, truncated or built to attack the reader; get a fresh copy from its publisher".into()
+            }
+            Error::Xml { .. } => "the document was refused as written; ask its publisher for a corrected document".into(),
+            Error::Signature { .. } => {
+                "do not use this file; check that you passed the right public key, then get a fresh copy from its publisher".into()
+            }
+            Error::Policy { hint, .. } => hint.clone(),
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A malformed or hostile bundle.
+    pub fn archive(path: &Path, reason: impl Into<String>) -> Self {
+        Error::Archive {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A schema or well-formedness error in the XML document `what`.
+    pub fn xml(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Xml {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A refused signature on `what`.
+    pub fn signature(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Signature {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Content that does not match its signed declaration.
+    pub fn mismatch(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Mismatch {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! airlock-ledger (filled by its own issue).
+fn main() {}
