@@ -142,7 +142,7 @@ impl Signature {
         if lines.len() != 4 {
             return Err(bad("a minisign signature has exactly four lines"));
         }
-        if lines[2].chars().any(char::is_control) {
+        if lines[2].chars().any(|c| c.is_control() && c != '\t') {
             return Err(bad("control character in the trusted comment"));
         }
         let boxed = minisign::SignatureBox::from_string(text).map_err(|e| bad(&e.to_string()))?;
@@ -201,10 +201,14 @@ impl PasswordSource {
 }
 
 /// A minisign secret key, decrypted and ready to sign.
+///
+/// Signatures are made here rather than by `minisign::sign`, which mixes a random
+/// nonce into every signature: airlock needs plain deterministic Ed25519 (RFC 8032)
+/// so that the same bundle inputs give byte-identical files. The output is the
+/// same prehashed (`ED`) format the stock tool writes and verifies.
 pub struct SecretKey {
     id: KeyId,
-    sk: minisign::SecretKey,
-    pk: minisign::PublicKey,
+    signing: ed25519_dalek::SigningKey,
 }
 
 impl fmt::Debug for SecretKey {
@@ -212,6 +216,11 @@ impl fmt::Debug for SecretKey {
         write!(f, "SecretKey({}, redacted)", self.id)
     }
 }
+
+/// Offset of the Ed25519 seed in a decoded minisign secret key: signature
+/// algorithm, KDF algorithm, checksum algorithm (2 bytes each), KDF salt (32),
+/// opslimit and memlimit (8 each), key id (8); then seed (32), public key (32), checksum.
+const SK_SEED_OFFSET: usize = 2 + 2 + 2 + 32 + 8 + 8 + 8;
 
 impl SecretKey {
     /// Reads a secret key file, asking `password` only if the key is encrypted.
@@ -222,20 +231,40 @@ impl SecretKey {
         };
         let text = fsutil::read_text_limited(path, limits::MAX_SECRET_KEY_BYTES)
             .map_err(|e| key_err(e.to_string()))?;
-        let sk_box =
-            minisign::SecretKeyBox::from_string(&text).map_err(|e| key_err(e.to_string()))?;
-        let sk = match minisign::SecretKey::from_unencrypted_box(sk_box.clone()) {
-            Ok(sk) => sk,
-            Err(_) => {
-                let pw = password.get(&format!("Password for {}: ", path.display()))?;
-                minisign::SecretKey::from_box(sk_box, Some(pw))
-                    .map_err(|e| key_err(format!("cannot decrypt the secret key ({e})")))?
-            }
-        };
-        let pk = minisign::PublicKey::from_secret_key(&sk).map_err(|e| key_err(e.to_string()))?;
-        let id =
-            KeyId::from_slice(sk.keynum()).ok_or_else(|| key_err("malformed key id".into()))?;
-        Ok(SecretKey { id, sk, pk })
+        let b64 = text
+            .lines()
+            .nth(1)
+            .ok_or_else(|| key_err("not a minisign secret key".into()))?;
+        let mut raw = base64_decode(b64.trim())
+            .ok_or_else(|| key_err("not a minisign secret key (bad base64)".into()))?;
+        if raw.len() != SK_SEED_OFFSET + 96 || &raw[..2] != b"Ed" {
+            return Err(key_err("not a minisign Ed25519 secret key".into()));
+        }
+        // Unencrypted keys (kdf "\0\0", `minisign -G -W` or `keygen --no-password`) are read
+        // directly: stock minisign leaves their checksum empty, and the seed/public-key
+        // consistency check below is the stronger integrity check anyway.
+        if raw[2..4] != [0, 0] {
+            let sk_box =
+                minisign::SecretKeyBox::from_string(&text).map_err(|e| key_err(e.to_string()))?;
+            let pw = password.get(&format!("Password for {}: ", path.display()))?;
+            let sk = minisign::SecretKey::from_box(sk_box, Some(pw))
+                .map_err(|e| key_err(format!("cannot decrypt the secret key ({e})")))?;
+            raw = sk.to_bytes();
+        }
+        let id = KeyId::from_slice(&raw[SK_SEED_OFFSET - 8..SK_SEED_OFFSET])
+            .ok_or_else(|| key_err("malformed key id".into()))?;
+        let seed: [u8; 32] = raw
+            .get(SK_SEED_OFFSET..SK_SEED_OFFSET + 32)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| key_err("malformed secret key".into()))?;
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let stored_pk = raw.get(SK_SEED_OFFSET + 32..SK_SEED_OFFSET + 64);
+        if stored_pk != Some(&signing.verifying_key().to_bytes()[..]) {
+            return Err(key_err(
+                "the secret key is damaged (its public half does not match)".into(),
+            ));
+        }
+        Ok(SecretKey { id, signing })
     }
 
     /// The key id.
@@ -243,23 +272,96 @@ impl SecretKey {
         self.id
     }
 
-    /// Signs everything `data` yields (prehashed) with `trusted_comment`, returning
-    /// the `.minisig` text.
-    pub fn sign(&self, data: impl Read, trusted_comment: &str) -> Result<String> {
+    /// Signs everything `data` yields (prehashed, BLAKE2b-512 as minisign does) with
+    /// `trusted_comment`, returning the `.minisig` text.
+    pub fn sign(&self, mut data: impl Read, trusted_comment: &str) -> Result<String> {
+        use blake2::Digest;
+        use ed25519_dalek::Signer;
         if trusted_comment.chars().any(char::is_control) {
             return Err(Error::Invalid("a trusted comment must be one line".into()));
         }
-        let untrusted = format!("signature from airlock key {}", self.id);
-        let sig = minisign::sign(
-            Some(&self.pk),
-            &self.sk,
-            data,
-            Some(trusted_comment),
-            Some(&untrusted),
-        )
-        .map_err(|e| Error::Invalid(format!("signing failed: {e}")))?;
-        Ok(sig.into_string())
+        let mut hasher = blake2::Blake2b512::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = data
+                .read(&mut buf)
+                .map_err(|e| Error::Invalid(format!("reading the data to sign failed: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let sig = self.signing.sign(&hasher.finalize());
+        let mut global = sig.to_bytes().to_vec();
+        global.extend_from_slice(trusted_comment.as_bytes());
+        let global_sig = self.signing.sign(&global);
+        let mut bin = Vec::with_capacity(74);
+        bin.extend_from_slice(b"ED");
+        bin.extend_from_slice(&self.id.0);
+        bin.extend_from_slice(&sig.to_bytes());
+        Ok(format!(
+            "untrusted comment: signature from airlock key {}\n{}\ntrusted comment: {trusted_comment}\n{}\n",
+            self.id,
+            base64(&bin),
+            base64(&global_sig.to_bytes())
+        ))
     }
+}
+
+/// Decodes standard base64 with padding; `None` on anything else.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let last = i + 1 == bytes.len() / 4;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let b = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&b[..3 - pad]);
+    }
+    Some(out)
+}
+
+/// Standard base64 with padding (the encoding of minisign files).
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A freshly generated key pair as file texts.
@@ -335,6 +437,25 @@ mod tests {
                 .to_string()
                 .contains("signed by key")
         );
+    }
+
+    #[test]
+    fn signatures_are_deterministic_and_base64_is_standard() {
+        let (sk, _) = pair();
+        assert_eq!(
+            sk.sign(&b"same"[..], "c").unwrap(),
+            sk.sign(&b"same"[..], "c").unwrap()
+        );
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        for data in [&b""[..], b"f", b"fo", b"foo", b"\xff\x00\x10\x80"] {
+            assert_eq!(base64_decode(&base64(data)).unwrap(), data);
+        }
+        assert!(base64_decode("Zg=").is_none());
+        assert!(base64_decode("Z===").is_none());
+        assert!(base64_decode("Zg==Zg==").is_none());
     }
 
     #[test]

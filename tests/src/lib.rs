@@ -1,1 +1,234 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: locate the real binaries built by
+//! `cargo test --workspace`, run them, and set up feeds, caches and bundles in
+//! temporary directories from the shipped samples.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Path of a workspace binary (`airlock-bundler`, ...) next to the test executable.
+/// `cargo test --workspace` builds every package's binaries before running tests.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run the tests with `cargo test --workspace` (or `cargo build --workspace` first)",
+        p.display()
+    );
+    p
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `airlock-bundler` with `args`.
+pub fn bundler<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    run(Command::new(bin("airlock-bundler")).args(args))
+}
+
+/// Runs a prepared command.
+pub fn run(cmd: &mut Command) -> Run {
+    let out = cmd.env_remove("AIRLOCK_PASSWORD").output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Whether an external tool is on PATH. Under `CI=true` a missing tool is a failure;
+/// on a developer machine the test prints that it skipped.
+pub fn require_tool(tool: &str, test: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is required in CI (.ci/run installs it) but is missing"
+        );
+        eprintln!("SKIPPED {test}: {tool} is not installed");
+    }
+    found
+}
+
+/// A temporary workspace with TEST-ONLY keys, a published copy of a feed, and a cache.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The temporary directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A copy of `samples/feed` published with the TEST-ONLY vendor key (AM-2020-0007 retired),
+    /// and the TEST-ONLY keys copied in.
+    pub fn samples() -> Fixture {
+        let f = Fixture::empty();
+        copy_dir(
+            &root().join("samples/feed/mitigations"),
+            &f.feed().join("mitigations"),
+        );
+        f.publish(&["--retire", "AM-2020-0007"]);
+        f
+    }
+
+    /// Keys only.
+    pub fn empty() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        for role in ["vendor", "release"] {
+            for ext in ["pub", "key"] {
+                std::fs::copy(
+                    root().join(format!("samples/keys/TEST-ONLY-{role}.{ext}")),
+                    keys.join(format!("{role}.{ext}")),
+                )
+                .unwrap();
+            }
+        }
+        std::fs::create_dir_all(dir.path().join("feed/mitigations")).unwrap();
+        Fixture { dir }
+    }
+
+    /// `DIR/NAME`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    /// The feed directory.
+    pub fn feed(&self) -> PathBuf {
+        self.path("feed")
+    }
+    /// The cache directory.
+    pub fn cache(&self) -> PathBuf {
+        self.path("cache")
+    }
+    /// A key file (`vendor.pub`, `release.key`, ...).
+    pub fn key(&self, name: &str) -> PathBuf {
+        self.path("keys").join(name)
+    }
+
+    /// `feed publish` with extra args; must succeed.
+    pub fn publish(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "feed".into(),
+            "publish".into(),
+            self.feed().into_os_string(),
+            "--key".into(),
+            self.key("vendor.key").into_os_string(),
+        ];
+        args.extend(extra.iter().map(Into::into));
+        bundler(args).expect(0)
+    }
+
+    /// `fetch` of the feed into the cache (exit code returned).
+    pub fn fetch(&self) -> Run {
+        bundler([
+            "fetch".as_ref(),
+            self.feed().as_os_str(),
+            "--vendor-key".as_ref(),
+            self.key("vendor.pub").as_os_str(),
+            "--cache".as_ref(),
+            self.cache().as_os_str(),
+        ])
+    }
+
+    /// `build` into `out` with extra args (exit code returned).
+    pub fn build(&self, out: &Path, extra: &[&str]) -> Run {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "build".into(),
+            "--cache".into(),
+            self.cache().into(),
+            "--key".into(),
+            self.key("release.key").into(),
+            "--out".into(),
+            out.into(),
+        ];
+        if !extra.contains(&"--channel") {
+            args.extend(["--channel".into(), "prod".into()]);
+        }
+        args.extend(extra.iter().map(Into::into));
+        bundler(args)
+    }
+
+    /// `verify` of `bundle` with the fixture's keys (exit code returned).
+    pub fn verify(&self, bundle: &Path) -> Run {
+        bundler([
+            "verify".as_ref(),
+            bundle.as_os_str(),
+            "--release-key".as_ref(),
+            self.key("release.pub").as_os_str(),
+            "--vendor-key".as_ref(),
+            self.key("vendor.pub").as_os_str(),
+        ])
+    }
+}
+
+/// Copies the files of `from` into `to` (one level).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A valid mitigation document with `id` and `revision`.
+pub fn mitigation_xml(id: &str, revision: u64) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<mitigation xmlns="urn:airlock:mitigation:1" id="{id}" revision="{revision}">
+  <title>Generated mitigation {id}</title>
+  <summary>A generated document for the end-to-end tests.</summary>
+  <severity>high</severity>
+  <published>2026-11-01T00:00:00Z</published>
+  <applies-to><product name="bench" min="1.0" below="2.0"/></applies-to>
+  <actions>
+    <url-block name="rule"><match on="path" pattern="(?i)/{id}/admin"/><response status="403"/></url-block>
+    <file path="/etc/bench/conf.d/{id}.conf" mode="0644"><![CDATA[# managed by airlock
+limit = 1
+]]></file>
+    <config-set path="/etc/bench/app.ini" format="ini" section="s" key="k-{id}" value="v"/>
+  </actions>
+</mitigation>
+"#
+    )
+}
