@@ -166,6 +166,11 @@ impl Signature {
         self.key_id
     }
 
+    /// The untrusted comment line (not covered by the signature; never trusted).
+    pub fn untrusted_comment(&self) -> &str {
+        self.inner.untrusted_comment()
+    }
+
     /// The trusted comment (covered by the signature once verified).
     pub fn trusted_comment(&self) -> &str {
         self.inner.trusted_comment()
@@ -300,12 +305,17 @@ impl SecretKey {
         bin.extend_from_slice(&self.id.0);
         bin.extend_from_slice(&sig.to_bytes());
         Ok(format!(
-            "untrusted comment: signature from airlock key {}\n{}\ntrusted comment: {trusted_comment}\n{}\n",
-            self.id,
+            "{}\n{}\ntrusted comment: {trusted_comment}\n{}\n",
+            airlock_untrusted_comment(self.id),
             base64(&bin),
             base64(&global_sig.to_bytes())
         ))
     }
+}
+
+/// The untrusted comment line airlock writes on every signature it makes.
+pub fn airlock_untrusted_comment(id: KeyId) -> String {
+    format!("untrusted comment: signature from airlock key {id}")
 }
 
 /// Decodes standard base64 with padding; `None` on anything else.

@@ -173,6 +173,15 @@ pub fn verify_manifest(file: &BundleFile, trust: &TrustRoots) -> Result<Manifest
     let sig = Signature::parse(what, &file.signature_bytes)?;
     let key = trust.release_key(what, sig.key_id())?;
     key.verify(what, &file.manifest_bytes, &sig)?;
+    // minisign does not sign the untrusted comment. airlock always writes the same
+    // one, and refuses any other, so that no byte of a bundle can change unnoticed;
+    // its content is compared, never used.
+    if sig.untrusted_comment() != crate::keys::airlock_untrusted_comment(sig.key_id()) {
+        return Err(Error::signature(
+            what,
+            "the signature's untrusted comment line is not the one airlock writes: the bundle was altered",
+        ));
+    }
     let manifest = Manifest::parse(&file.manifest_bytes)?;
     manifest.check_trusted_comment(sig.trusted_comment())?;
     if manifest.release_key != key.id().to_string() {

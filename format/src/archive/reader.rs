@@ -224,43 +224,37 @@ pub fn check_payload(
     let declared_compressed = manifest.payload.compressed_size;
     let (mut pw, pr) = pipe::pipe();
     std::thread::scope(|s| {
-        let decoder = s.spawn(move || -> Result<String> {
+        // The decoder thread returns the compressed digest, or its error and whether
+        // that error is the root cause (a corrupt zstd stream makes the tar walker
+        // fail too, with a less useful message).
+        let decoder = s.spawn(move || -> std::result::Result<String, (Error, bool)> {
             let mut hashed = HashingReader::new(compressed);
-            let result = (|| -> Result<()> {
-                let mut dec = zstd::stream::read::Decoder::new(&mut hashed)
-                    .map_err(|e| Error::archive(path, format!("payload: {e}")))?;
-                dec.window_log_max(limits::MAX_ZSTD_WINDOW_LOG)
-                    .map_err(|e| Error::archive(path, format!("payload: {e}")))?;
+            let corrupt = |e: io::Error| (Error::archive(path, format!("payload is not a valid zstd stream: {e}")), true);
+            let result = (|| {
+                let mut dec = zstd::stream::read::Decoder::new(&mut hashed).map_err(corrupt)?;
+                dec.window_log_max(limits::MAX_ZSTD_WINDOW_LOG).map_err(corrupt)?;
                 let mut dec = dec.take(declared_uncompressed.saturating_add(1));
-                let n = io::copy(&mut dec, &mut pw).map_err(|e| match e.kind() {
-                    io::ErrorKind::BrokenPipe => Error::archive(path, "payload reader stopped"),
-                    _ => Error::archive(path, format!("payload is not a valid zstd stream: {e}")),
-                })?;
+                let n = match io::copy(&mut dec, &mut pw) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        return Err((Error::archive(path, "payload reader stopped"), false));
+                    }
+                    Err(e) => return Err(corrupt(e)),
+                };
                 if n > declared_uncompressed {
-                    return Err(Error::archive(
-                        path,
-                        format!("payload expands past its declared {declared_uncompressed} bytes"),
-                    ));
+                    return Err((Error::archive(path, format!("payload expands past its declared {declared_uncompressed} bytes")), false));
                 }
                 if n < declared_uncompressed {
-                    return Err(Error::archive(
-                        path,
-                        format!(
-                            "payload expands to {n} bytes, not the declared {declared_uncompressed}"
-                        ),
-                    ));
+                    return Err((Error::archive(path, format!("payload expands to {n} bytes, not the declared {declared_uncompressed}")), false));
                 }
                 Ok(())
             })();
             drop(pw);
             result?;
-            io::copy(&mut hashed, &mut io::sink()).map_err(|e| Error::io("read", path, e))?;
+            io::copy(&mut hashed, &mut io::sink()).map_err(|e| (Error::io("read", path, e), true))?;
             let (digest, count) = hashed.finish();
             if count != declared_compressed {
-                return Err(Error::archive(
-                    path,
-                    "payload size does not match the manifest",
-                ));
+                return Err((Error::archive(path, "payload size does not match the manifest"), true));
             }
             Ok(digest)
         });
@@ -270,11 +264,8 @@ pub fn check_payload(
             .map_err(|_| Error::archive(path, "payload decoder failed"))?;
         match (walked, decoded) {
             (Ok(()), Ok(d)) => Ok((d, ())),
-            (Err(w), Err(d)) if matches!(&d, Error::Archive { reason, .. } if reason == "payload reader stopped") => {
-                Err(w)
-            }
-            (_, Err(d)) => Err(d),
-            (Err(w), Ok(_)) => Err(w),
+            (Err(_), Err((d, true))) | (Ok(()), Err((d, _))) => Err(d),
+            (Err(w), _) => Err(w),
         }
     })
 }
