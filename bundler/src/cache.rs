@@ -95,13 +95,6 @@ impl Cache {
         Ok(Some((feed, trust)))
     }
 
-    /// Whether the object for `entry` is present with the right content.
-    pub fn has(&self, entry: &FeedEntry) -> bool {
-        let ok = fsutil::read_limited(&self.object_path(&entry.sha256), entry.size)
-            .is_ok_and(|b| hash::sha256_hex(&b) == entry.sha256);
-        ok && self.sig_path(&entry.sha256).is_file()
-    }
-
     /// Loads and re-verifies the document for `entry`.
     pub fn document(&self, entry: &FeedEntry, trust: &TrustRoots) -> Result<Verified<Document>> {
         let p = self.object_path(&entry.sha256);

@@ -90,9 +90,9 @@ pub fn run(a: &FetchArgs, out: &Output) -> Result<()> {
     let mut report = FetchReport::default();
     for entry in &feed.entries {
         let prev = previous.as_ref().and_then(|p| p.entry(&entry.id));
-        if cache.has(entry) {
-            cache.document(entry, &trust)?;
-        } else {
+        // A cached object that still verifies is reused; a missing or damaged one is
+        // fetched again from the source.
+        if cache.document(entry, &trust).is_err() {
             let doc_path = source.join(&entry.href);
             let doc_xml = fsutil::read_limited(&doc_path, entry.size)?;
             let mut sig_path = doc_path.clone().into_os_string();

@@ -286,3 +286,28 @@ fn usage_errors_exit_2() {
     assert_eq!(r.code, 2);
     assert_eq!(bundler(["--help"]).code, 0);
 }
+
+#[test]
+fn a_damaged_cache_is_caught_by_build_and_repaired_by_fetch() {
+    let f = Fixture::samples();
+    f.fetch().expect(0);
+    let objects = f.cache().join("objects");
+    let victim = std::fs::read_dir(&objects)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "xml"))
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[10] ^= 0x20;
+    std::fs::write(&victim, &bytes).unwrap();
+    let r = f.build(&f.path("x.airlock"), &[]).expect(3);
+    assert!(
+        r.stderr.contains("SHA-256 does not match the feed"),
+        "{}",
+        r.stderr
+    );
+    assert!(!f.path("x.airlock").exists());
+    f.fetch().expect(0);
+    f.build(&f.path("y.airlock"), &[]).expect(0);
+    f.verify(&f.path("y.airlock")).expect(0);
+}

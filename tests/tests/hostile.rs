@@ -734,3 +734,25 @@ fn a_bad_vendor_signature_is_refused_at_fetch_and_the_cache_is_unchanged() {
     );
     assert_eq!(std::fs::read(f.cache().join("feed.xml")).unwrap(), before);
 }
+
+#[test]
+fn pax_and_gnu_extension_headers_are_refused_without_being_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, kind) in [
+        ("pax", tar::EntryType::XHeader),
+        ("pax-global", tar::EntryType::XGlobalHeader),
+        ("gnu-longname", tar::EntryType::GNULongName),
+    ] {
+        let mut v = doc_entries();
+        // A large extension header right before a declared entry.
+        v.insert(
+            0,
+            Raw {
+                kind,
+                ..raw("mitigations/AM-HOSTILE-1.xml", &vec![b'a'; 1 << 20])
+            },
+        );
+        let b = crafted(dir.path(), &format!("{name}.airlock"), &[DOC], &[], v, 0);
+        refused(&b, "not a regular file");
+    }
+}

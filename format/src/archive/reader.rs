@@ -279,7 +279,9 @@ fn walk_tar(
     let bad = |m: String| Error::archive(path, format!("payload: {m}"));
     let mut archive = tar::Archive::new(pr);
     let expected = manifest.expected_entries();
-    let mut entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+    // Raw mode: pax and GNU extension headers come out as entries of their own (and
+    // are refused as not regular files) instead of being read into memory and applied.
+    let mut entries = archive.entries().map_err(|e| bad(e.to_string()))?.raw(true);
     for want in &expected {
         let mut entry = match entries.next() {
             Some(e) => {
