@@ -65,6 +65,18 @@ pub fn write_atomic_with(
     sync_dir(dir)
 }
 
+/// Commits a temporary file written beside `path`: sets `mode`, fsyncs it, renames
+/// it over `path` and fsyncs the directory.
+pub fn commit_temp(tmp: tempfile::NamedTempFile, path: &Path, mode: u32) -> Result<()> {
+    set_mode(tmp.as_file(), mode).map_err(|e| Error::io("set the mode of", tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("fsync", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("rename into place", path, e.error))?;
+    sync_dir(parent_dir(path))
+}
+
 /// Fsyncs a directory so that a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]

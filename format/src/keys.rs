@@ -1,7 +1,9 @@
 //! minisign keys and signatures, interoperable with the stock `minisign` tool.
-//! Signing uses the minisign crate and always produces prehashed (`ED`)
-//! signatures; verification uses minisign-verify and refuses legacy (`Ed`)
-//! signatures. Nothing is ever decided from an untrusted comment, and secret key
+//! Only prehashed (`ED`) signatures are made and accepted; legacy (`Ed`)
+//! signatures are refused. Verification and signing are done here with ed25519-dalek over the
+//! BLAKE2b-512 prehash (deterministic, and fast enough to re-check thousands of
+//! documents); the minisign crate generates keys and decrypts password-protected
+//! secret keys. Nothing is ever decided from an untrusted comment, and secret key
 //! material and passwords are never logged or put into error messages.
 
 use crate::error::{Error, Result};
@@ -36,7 +38,7 @@ impl fmt::Debug for KeyId {
 #[derive(Clone)]
 pub struct PublicKey {
     id: KeyId,
-    key: minisign_verify::PublicKey,
+    key: ed25519_dalek::VerifyingKey,
     text: String,
     source: String,
 }
@@ -50,16 +52,13 @@ impl fmt::Debug for PublicKey {
 impl PublicKey {
     /// Reads a public key file (`untrusted comment:` line, then the base64 key).
     pub fn from_file(path: &Path) -> Result<PublicKey> {
-        let text = fsutil::read_text_limited(path, limits::MAX_SIGNATURE_BYTES).map_err(|e| {
-            Error::Key {
-                path: path.into(),
-                reason: e.to_string(),
-            }
-        })?;
-        Self::from_text(&text, &path.display().to_string()).map_err(|reason| Error::Key {
+        let key_err = |reason: String| Error::Key {
             path: path.into(),
             reason,
-        })
+        };
+        let text = fsutil::read_text_limited(path, limits::MAX_SIGNATURE_BYTES)
+            .map_err(|e| key_err(e.to_string()))?;
+        Self::from_text(&text, &path.display().to_string()).map_err(key_err)
     }
 
     /// Parses the text of a public key file; `source` names it in messages.
@@ -71,11 +70,17 @@ impl PublicKey {
                     .into(),
             );
         }
-        let key = minisign_verify::PublicKey::from_base64(lines[1].trim())
-            .map_err(|e| format!("not a minisign public key: {e}"))?;
-        let mk = minisign::PublicKey::from_base64(lines[1].trim())
-            .map_err(|e| format!("not a minisign public key: {e}"))?;
-        let id = KeyId::from_slice(mk.keynum()).ok_or("malformed key id")?;
+        let bin = base64_decode(lines[1].trim()).ok_or("not a minisign public key (bad base64)")?;
+        if bin.len() != 42 || &bin[..2] != b"Ed" {
+            return Err("not a minisign Ed25519 public key".into());
+        }
+        let id = KeyId::from_slice(&bin[2..10]).ok_or("malformed key id")?;
+        let raw: [u8; 32] = bin[10..42].try_into().map_err(|_| "malformed key")?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
+            .map_err(|_| "not a valid Ed25519 public key")?;
+        if key.is_weak() {
+            return Err("a weak (small-order) Ed25519 public key is refused".into());
+        }
         Ok(PublicKey {
             id,
             key,
@@ -94,28 +99,41 @@ impl PublicKey {
         &self.text
     }
 
-    /// Verifies `sig` over `data`; `what` names the signed thing in errors.
+    /// Verifies `sig` over `data`: the Ed25519 signature of the BLAKE2b-512 prehash,
+    /// then the global signature over it and the trusted comment (strict Ed25519
+    /// verification). `what` names the signed thing in errors.
     pub fn verify(&self, what: &str, data: &[u8], sig: &Signature) -> Result<()> {
+        use blake2::Digest;
         if sig.key_id != self.id {
             return Err(Error::signature(
                 what,
                 format!("signed by key {}, not by {}", sig.key_id, self.id),
             ));
         }
-        self.key.verify(data, &sig.inner, false).map_err(|e| {
-            Error::signature(
+        let prehash = blake2::Blake2b512::digest(data);
+        let mut global = sig.signature.to_bytes().to_vec();
+        global.extend_from_slice(sig.trusted_comment.as_bytes());
+        let ok = self.key.verify_strict(&prehash, &sig.signature).is_ok()
+            && self.key.verify_strict(&global, &sig.global).is_ok();
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::signature(
                 what,
-                format!("signature by key {} does not verify ({e})", self.id),
-            )
-        })
+                format!("signature by key {} does not verify", self.id),
+            ))
+        }
     }
 }
 
-/// A parsed minisign signature (prehashed only).
+/// A parsed minisign signature (prehashed only; legacy signatures are refused).
 #[derive(Clone)]
 pub struct Signature {
     key_id: KeyId,
-    inner: minisign_verify::Signature,
+    signature: ed25519_dalek::Signature,
+    global: ed25519_dalek::Signature,
+    untrusted_comment: String,
+    trusted_comment: String,
     text: String,
 }
 
@@ -142,21 +160,43 @@ impl Signature {
         if lines.len() != 4 {
             return Err(bad("a minisign signature has exactly four lines"));
         }
-        if lines[2].chars().any(|c| c.is_control() && c != '\t') {
+        if !lines[0].starts_with("untrusted comment:") {
+            return Err(bad("the first line must be an untrusted comment"));
+        }
+        let trusted_comment = lines[2]
+            .strip_prefix("trusted comment: ")
+            .ok_or_else(|| bad("the third line must be a trusted comment"))?;
+        if trusted_comment.chars().any(|c| c.is_control() && c != '\t') {
             return Err(bad("control character in the trusted comment"));
         }
-        let boxed = minisign::SignatureBox::from_string(text).map_err(|e| bad(&e.to_string()))?;
-        if !boxed.is_prehashed() {
-            return Err(Error::signature(
-                what,
-                "legacy (non-prehashed) minisign signature refused: sign again with a current minisign (without -l)",
-            ));
+        let bin = base64_decode(lines[1]).ok_or_else(|| bad("the signature line is not base64"))?;
+        match bin.get(..2) {
+            Some(b"ED") => {}
+            Some(b"Ed") => {
+                return Err(Error::signature(
+                    what,
+                    "legacy (non-prehashed) minisign signature refused: sign again with a current minisign (without -l)",
+                ));
+            }
+            _ => return Err(bad("unsupported signature algorithm")),
         }
-        let key_id = KeyId::from_slice(boxed.keynum()).ok_or_else(|| bad("key id"))?;
-        let inner = minisign_verify::Signature::decode(text).map_err(|e| bad(&e.to_string()))?;
+        if bin.len() != 74 {
+            return Err(bad("the signature line has the wrong length"));
+        }
+        let global = base64_decode(lines[3])
+            .ok_or_else(|| bad("the global signature line is not base64"))?;
+        let to_sig = |b: &[u8]| {
+            b.try_into()
+                .ok()
+                .map(|a: [u8; 64]| ed25519_dalek::Signature::from_bytes(&a))
+        };
         Ok(Signature {
-            key_id,
-            inner,
+            key_id: KeyId::from_slice(&bin[2..10]).ok_or_else(|| bad("key id"))?,
+            signature: to_sig(&bin[10..74]).ok_or_else(|| bad("signature"))?,
+            global: to_sig(&global)
+                .ok_or_else(|| bad("the global signature has the wrong length"))?,
+            untrusted_comment: lines[0].to_string(),
+            trusted_comment: trusted_comment.to_string(),
             text: text.to_string(),
         })
     }
@@ -168,12 +208,12 @@ impl Signature {
 
     /// The untrusted comment line (not covered by the signature; never trusted).
     pub fn untrusted_comment(&self) -> &str {
-        self.inner.untrusted_comment()
+        &self.untrusted_comment
     }
 
     /// The trusted comment (covered by the signature once verified).
     pub fn trusted_comment(&self) -> &str {
-        self.inner.trusted_comment()
+        &self.trusted_comment
     }
 
     /// The signature file text.
@@ -331,7 +371,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         } as u32)
     };
     let bytes = s.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
@@ -349,7 +389,9 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         let b = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         out.extend_from_slice(&b[..3 - pad]);
     }
-    Some(out)
+    // Canonical only: unused trailing bits must be zero, so one byte sequence has
+    // exactly one text form and no character of a signature can change unnoticed.
+    (base64(&out) == s).then_some(out)
 }
 
 /// Standard base64 with padding (the encoding of minisign files).
@@ -466,6 +508,7 @@ mod tests {
         assert!(base64_decode("Zg=").is_none());
         assert!(base64_decode("Z===").is_none());
         assert!(base64_decode("Zg==Zg==").is_none());
+        assert!(base64_decode("Zh==").is_none(), "non-zero unused bits");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! manifest and its signature, and checks that the file length is exactly what
 //! those headers imply (so truncation and appended data are caught before any
 //! payload byte is read). [`stream_payload`] is crate-private and called by
-//! [`crate::verify`] only after the manifest signature verified: it decompresses
-//! on one thread while the other walks the tar, checks every entry against the
-//! manifest (order, type, path, size, SHA-256), and enforces the declared
+//! [`crate::verify`] only after the manifest signature verified: one thread hashes
+//! the compressed bytes, one decompresses them, and the caller's thread walks the
+//! tar and checks every entry against the manifest (order, type, path, size, SHA-256), and enforces the declared
 //! compressed and uncompressed sizes, with memory bounded whatever the bundle size.
 
 use super::pipe;
@@ -222,52 +222,101 @@ pub fn check_payload(
 ) -> Result<(String, ())> {
     let declared_uncompressed = manifest.payload.uncompressed_size;
     let declared_compressed = manifest.payload.compressed_size;
+    // Three stages on three threads, joined by bounded pipes: hash the compressed
+    // bytes | decompress (capped at the declared size) | walk and hash the tar.
+    let (mut cw, cr) = pipe::pipe();
     let (mut pw, pr) = pipe::pipe();
+    let stopped = || (Error::archive(path, "payload reader stopped"), false);
     std::thread::scope(|s| {
-        // The decoder thread returns the compressed digest, or its error and whether
-        // that error is the root cause (a corrupt zstd stream makes the tar walker
-        // fail too, with a less useful message).
-        let decoder = s.spawn(move || -> std::result::Result<String, (Error, bool)> {
+        // Each stage returns its error and whether that error is a root cause (a
+        // corrupt zstd stream also makes the tar walker fail, less usefully).
+        let hasher = s.spawn(move || -> std::result::Result<String, (Error, bool)> {
             let mut hashed = HashingReader::new(compressed);
-            let corrupt = |e: io::Error| (Error::archive(path, format!("payload is not a valid zstd stream: {e}")), true);
-            let result = (|| {
-                let mut dec = zstd::stream::read::Decoder::new(&mut hashed).map_err(corrupt)?;
-                dec.window_log_max(limits::MAX_ZSTD_WINDOW_LOG).map_err(corrupt)?;
-                let mut dec = dec.take(declared_uncompressed.saturating_add(1));
-                let n = match io::copy(&mut dec, &mut pw) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                        return Err((Error::archive(path, "payload reader stopped"), false));
-                    }
-                    Err(e) => return Err(corrupt(e)),
-                };
-                if n > declared_uncompressed {
-                    return Err((Error::archive(path, format!("payload expands past its declared {declared_uncompressed} bytes")), false));
-                }
-                if n < declared_uncompressed {
-                    return Err((Error::archive(path, format!("payload expands to {n} bytes, not the declared {declared_uncompressed}")), false));
-                }
-                Ok(())
-            })();
-            drop(pw);
-            result?;
-            io::copy(&mut hashed, &mut io::sink()).map_err(|e| (Error::io("read", path, e), true))?;
+            match copy_chunks(&mut hashed, &mut cw) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(stopped()),
+                Err(e) => return Err((Error::io("read", path, e), true)),
+            }
+            drop(cw);
             let (digest, count) = hashed.finish();
             if count != declared_compressed {
-                return Err((Error::archive(path, "payload size does not match the manifest"), true));
+                return Err((
+                    Error::archive(path, "payload size does not match the manifest"),
+                    true,
+                ));
             }
             Ok(digest)
+        });
+        let decoder = s.spawn(move || -> std::result::Result<(), (Error, bool)> {
+            let corrupt = |e: io::Error| {
+                (
+                    Error::archive(path, format!("payload is not a valid zstd stream: {e}")),
+                    true,
+                )
+            };
+            let mut dec = zstd::stream::read::Decoder::new(cr).map_err(corrupt)?;
+            dec.window_log_max(limits::MAX_ZSTD_WINDOW_LOG)
+                .map_err(corrupt)?;
+            let mut capped = dec.take(declared_uncompressed.saturating_add(1));
+            let n = match io::copy(&mut capped, &mut pw) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(stopped()),
+                Err(e) => return Err(corrupt(e)),
+            };
+            drop(pw);
+            if n > declared_uncompressed {
+                return Err((
+                    Error::archive(
+                        path,
+                        format!("payload expands past its declared {declared_uncompressed} bytes"),
+                    ),
+                    false,
+                ));
+            }
+            if n < declared_uncompressed {
+                return Err((
+                    Error::archive(
+                        path,
+                        format!(
+                            "payload expands to {n} bytes, not the declared {declared_uncompressed}"
+                        ),
+                    ),
+                    false,
+                ));
+            }
+            // Anything after the zstd frames is refused by the digest; read it so the
+            // hasher sees the whole member.
+            io::copy(&mut capped.into_inner().finish(), &mut io::sink()).map_err(corrupt)?;
+            Ok(())
         });
         let walked = walk_tar(path, manifest, pr, sink);
         let decoded = decoder
             .join()
             .map_err(|_| Error::archive(path, "payload decoder failed"))?;
-        match (walked, decoded) {
-            (Ok(()), Ok(d)) => Ok((d, ())),
-            (Err(_), Err((d, true))) | (Ok(()), Err((d, _))) => Err(d),
-            (Err(w), _) => Err(w),
+        let hashed = hasher
+            .join()
+            .map_err(|_| Error::archive(path, "payload hasher failed"))?;
+        // Root causes first (I/O, corrupt stream), then what the walker found, then the rest.
+        match (hashed, decoded, walked) {
+            (Err((e, true)), _, _) | (_, Err((e, true)), _) => Err(e),
+            (_, _, Err(w)) => Err(w),
+            (Err((e, _)), _, _) | (_, Err((e, _)), _) => Err(e),
+            (Ok(digest), Ok(()), Ok(())) => Ok((digest, ())),
         }
     })
+}
+
+/// Copies `r` to `w` in 256 KiB chunks.
+fn copy_chunks(r: &mut impl Read, w: &mut impl io::Write) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => w.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn walk_tar(

@@ -1,16 +1,17 @@
-//! Builds a bundle in one pass over its inputs: the payload tar is hashed while it
-//! is compressed (multithreaded zstd) into an anonymous temporary file, then the
+//! Builds a bundle in one pass over its inputs: each payload entry is hashed while
+//! it is compressed (multithreaded zstd) into an anonymous temporary file, then the
 //! manifest is signed and the outer tar is written to a temporary file beside the
 //! output, which is fsynced and renamed into place. With a detached signature the
 //! whole file is signed while it is written. The same inputs and creation time give
 //! byte-identical output.
 
-use super::{file_header, pipe};
+use super::file_header;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::hash::{HashingReader, HashingWriter, hex, sha256_hex};
+use crate::hash::{CountingWriter, HashingReader, HashingWriter, hex, sha256_hex};
 use crate::keys::{KeyId, SecretKey};
 use crate::limits;
+use crate::manifest::tar_member_size;
 use crate::manifest::{
     FORMAT_VERSION, MANIFEST_NAME, Manifest, ManifestAttachment, ManifestMitigation, PAYLOAD_NAME,
     PayloadInfo, SIGNATURE_NAME, is_valid_attachment_name,
@@ -19,7 +20,7 @@ use crate::mitigation::is_valid_id;
 use crate::time::{Timestamp, format};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// A verified mitigation document to put in a bundle.
@@ -92,6 +93,14 @@ impl Default for WriteOptions {
 }
 
 /// Writes the bundle to `out` and returns its manifest.
+///
+/// One pass: every length in the header region (manifest, signature, payload
+/// header) is fixed before compression starts, because the only manifest values not
+/// known yet are fixed-width (digests, the bundle id) or bounded (the compressed
+/// size, at most 20 digits). The payload is compressed straight into the output at
+/// its final offset; the manifest is then padded with spaces (valid JSON
+/// whitespace, covered by the signature) to the reserved length and written in
+/// front of it.
 pub fn write_bundle(
     input: &BundleInput,
     key: &SecretKey,
@@ -103,58 +112,102 @@ pub fn write_bundle(
     let mut atts: Vec<&AttachmentInput> = input.attachments.iter().collect();
     atts.sort_by(|a, b| a.name.cmp(&b.name));
     check_input(input, &docs, &atts)?;
-    let dir = fsutil::parent_dir(out);
-
-    // 1. The payload: tar -> hash/count -> zstd (multithreaded) -> hash/count -> temp file.
-    let tmp =
-        tempfile::tempfile_in(dir).map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    let io_err = |e: io::Error| Error::io("write the payload for", out, e);
-    let mut enc = zstd::stream::write::Encoder::new(
-        HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
-        opts.level,
-    )
-    .map_err(io_err)?;
-    enc.multithread(opts.threads.max(1)).map_err(io_err)?;
-    enc.include_checksum(true).map_err(io_err)?;
-    let mut tar = tar::Builder::new(HashingWriter::new(enc));
-    tar.mode(tar::HeaderMode::Deterministic);
-    let mut mitigations = Vec::with_capacity(docs.len());
-    for d in &docs {
-        let path = format!("mitigations/{}.xml", d.id);
-        append_bytes(&mut tar, &path, &d.xml, &input.created).map_err(io_err)?;
-        append_bytes(
-            &mut tar,
-            &format!("{path}.minisig"),
-            &d.signature,
-            &input.created,
-        )
-        .map_err(io_err)?;
-        mitigations.push(ManifestMitigation {
-            id: d.id.clone(),
-            revision: d.revision,
-            vendor_key: d.vendor_key.to_string(),
-            path,
-            sha256: sha256_hex(&d.xml),
-            size: d.xml.len() as u64,
-            signature_sha256: sha256_hex(&d.signature),
-            signature_size: d.signature.len() as u64,
-        });
-    }
-    let mut attachments = Vec::with_capacity(atts.len());
+    let mut files = Vec::with_capacity(atts.len());
     for a in &atts {
         let file = File::open(&a.path).map_err(|e| Error::io("open attachment", &a.path, e))?;
         let size = file
             .metadata()
             .map_err(|e| Error::io("stat attachment", &a.path, e))?
             .len();
-        let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file).take(size));
-        let header = file_header(size, &input.created);
-        tar.append_data(
-            &mut header.clone(),
-            format!("attachments/{}", a.name),
-            &mut reader,
+        files.push((file, size));
+    }
+
+    // 1. The manifest with placeholders of maximal width, to fix the header layout.
+    let mut manifest = Manifest {
+        format: FORMAT_VERSION,
+        id: "0".repeat(32),
+        channel: input.channel.clone(),
+        seq: input.seq,
+        created: input.created,
+        expires: input.expires,
+        release_key: key.id().to_string(),
+        publisher: input.publisher.clone(),
+        mitigations: docs
+            .iter()
+            .map(|d| ManifestMitigation {
+                id: d.id.clone(),
+                revision: d.revision,
+                vendor_key: d.vendor_key.to_string(),
+                path: format!("mitigations/{}.xml", d.id),
+                sha256: sha256_hex(&d.xml),
+                size: d.xml.len() as u64,
+                signature_sha256: sha256_hex(&d.signature),
+                signature_size: d.signature.len() as u64,
+            })
+            .collect(),
+        retired: {
+            let mut r = input.retired.clone();
+            r.sort();
+            r.dedup();
+            r
+        },
+        attachments: atts
+            .iter()
+            .zip(&files)
+            .map(|(a, (_, size))| ManifestAttachment {
+                name: a.name.clone(),
+                size: *size,
+                sha256: "0".repeat(64),
+            })
+            .collect(),
+        payload: PayloadInfo {
+            compressed_size: u64::MAX,
+            compressed_sha256: "0".repeat(64),
+            uncompressed_size: 0,
+        },
+    };
+    manifest.payload.uncompressed_size = manifest
+        .expected_entries()
+        .iter()
+        .map(|e| tar_member_size(e.size))
+        .sum::<u64>()
+        + 1024;
+    let manifest_len = manifest.to_bytes().len();
+    let signature_len = key.sign(&b""[..], &manifest.trusted_comment())?.len();
+    let header_len =
+        tar_member_size(manifest_len as u64) + tar_member_size(signature_len as u64) + 512;
+
+    // 2. The payload, compressed into the output at its final offset:
+    //    tar -> count -> zstd (multithreaded) -> SHA-256 and count -> file.
+    let dir = fsutil::parent_dir(out);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".airlock-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    let io_err = |e: io::Error| Error::io("write", out, e);
+    tmp.as_file_mut()
+        .seek(SeekFrom::Start(header_len))
+        .map_err(io_err)?;
+    let sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file_mut()));
+    let mut enc = zstd::stream::write::Encoder::new(sink, opts.level).map_err(io_err)?;
+    enc.multithread(opts.threads.max(1)).map_err(io_err)?;
+    enc.include_checksum(true).map_err(io_err)?;
+    let mut tar = tar::Builder::new(CountingWriter::new(enc));
+    for (d, m) in docs.iter().zip(&manifest.mitigations) {
+        append_bytes(&mut tar, &m.path, &d.xml, &input.created).map_err(io_err)?;
+        append_bytes(
+            &mut tar,
+            &format!("{}.minisig", m.path),
+            &d.signature,
+            &input.created,
         )
-        .map_err(|e| Error::io("read attachment", &a.path, e))?;
+        .map_err(io_err)?;
+    }
+    for ((a, (file, size)), slot) in atts.iter().zip(files).zip(manifest.attachments.iter_mut()) {
+        let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file).take(size));
+        let mut header = file_header(size, &input.created);
+        tar.append_data(&mut header, format!("attachments/{}", a.name), &mut reader)
+            .map_err(|e| Error::io("read attachment", &a.path, e))?;
         let (sha256, n) = reader.finish();
         if n != size {
             return Err(Error::Invalid(format!(
@@ -162,48 +215,41 @@ pub fn write_bundle(
                 a.path.display()
             )));
         }
-        attachments.push(ManifestAttachment {
-            name: a.name.clone(),
-            size,
-            sha256,
-        });
+        slot.sha256 = sha256;
     }
-    let (enc, _, uncompressed_size) = tar.into_inner().map_err(io_err)?.finish();
+    let (enc, uncompressed_size) = tar.into_inner().map_err(io_err)?.finish();
     let (buf, compressed_sha256, compressed_size) = enc.finish().map_err(io_err)?.finish();
-    let mut payload = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
+    buf.into_inner().map_err(|e| io_err(e.into_error()))?;
+    if uncompressed_size != manifest.payload.uncompressed_size {
+        return Err(Error::Invalid(format!(
+            "the payload tar is {uncompressed_size} bytes, not the {} its entries need",
+            manifest.payload.uncompressed_size
+        )));
+    }
 
-    // 2. The manifest and its release signature.
-    let mut manifest = Manifest {
-        format: FORMAT_VERSION,
-        id: String::new(),
-        channel: input.channel.clone(),
-        seq: input.seq,
-        created: input.created,
-        expires: input.expires,
-        release_key: key.id().to_string(),
-        publisher: input.publisher.clone(),
-        mitigations,
-        retired: {
-            let mut r = input.retired.clone();
-            r.sort();
-            r.dedup();
-            r
-        },
-        attachments,
-        payload: PayloadInfo {
-            compressed_size,
-            compressed_sha256,
-            uncompressed_size,
-        },
-    };
+    // 3. The real manifest, padded to the reserved length, and its signature.
+    manifest.payload.compressed_size = compressed_size;
+    manifest.payload.compressed_sha256 = compressed_sha256;
     manifest.id = bundle_id(&manifest);
     manifest.validate()?;
-    let manifest_bytes = manifest.to_bytes();
+    let mut manifest_bytes = manifest.to_bytes();
+    let newline = manifest_bytes.pop();
+    if manifest_bytes.len() >= manifest_len || newline != Some(b'\n') {
+        return Err(Error::Invalid(
+            "internal error: the manifest outgrew its reserved space".into(),
+        ));
+    }
+    manifest_bytes.resize(manifest_len - 1, b' ');
+    manifest_bytes.push(b'\n');
     let signature = key.sign(&manifest_bytes[..], &manifest.trusted_comment())?;
+    if signature.len() != signature_len {
+        return Err(Error::Invalid(
+            "internal error: the signature length changed".into(),
+        ));
+    }
 
-    // 3. The outer tar, written (and optionally signed) in one pass.
-    payload.rewind().map_err(io_err)?;
-    let mut header = Vec::with_capacity(4096 + manifest_bytes.len());
+    // 4. The header region in front, the end-of-archive blocks behind, then commit.
+    let mut header = Vec::with_capacity(usize::try_from(header_len).unwrap_or(0));
     outer_member(&mut header, MANIFEST_NAME, &manifest_bytes, &input.created)?;
     outer_member(
         &mut header,
@@ -215,45 +261,24 @@ pub fn write_bundle(
     ph.set_path(PAYLOAD_NAME).map_err(io_err)?;
     ph.set_cksum();
     header.extend_from_slice(ph.as_bytes());
-    let padding = vec![0u8; padding_len(compressed_size) + 1024];
-    let whole = header
-        .as_slice()
-        .chain(payload.take(compressed_size))
-        .chain(padding.as_slice());
+    let f = tmp.as_file_mut();
+    f.write_all(&vec![0u8; padding_len(compressed_size) + 1024])
+        .map_err(io_err)?;
+    f.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    f.write_all(&header).map_err(io_err)?;
+    fsutil::commit_temp(tmp, out, 0o644)?;
 
-    let detached = if opts.detached_signature {
-        let (pw, pr) = pipe::pipe();
+    if opts.detached_signature {
+        let file = File::open(out).map_err(|e| Error::io("open", out, e))?;
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().replace(char::is_whitespace, "_"))
+            .unwrap_or_default();
         let comment = format!(
-            "airlock-bundle-file id={} channel={} seq={} file={}",
-            manifest.id,
-            manifest.channel,
-            manifest.seq,
-            out.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-                .replace(char::is_whitespace, "_")
+            "airlock-bundle-file id={} channel={} seq={} file={name}",
+            manifest.id, manifest.channel, manifest.seq
         );
-        let signer = std::thread::scope(|s| -> Result<String> {
-            let h = s.spawn(|| key.sign(pr, &comment));
-            let mut tee = Tee {
-                inner: whole,
-                copy: Some(pw),
-            };
-            let written = write_outer(out, &mut tee);
-            drop(tee);
-            let sig = h
-                .join()
-                .map_err(|_| Error::Invalid("signing thread failed".into()))?;
-            written?;
-            sig
-        })?;
-        Some(signer)
-    } else {
-        let mut whole = whole;
-        write_outer(out, &mut whole)?;
-        None
-    };
-    if let Some(sig) = detached {
+        let sig = key.sign(io::BufReader::with_capacity(1 << 20, file), &comment)?;
         let mut p = out.as_os_str().to_owned();
         p.push(".minisig");
         fsutil::write_atomic(Path::new(&p), sig.as_bytes(), None)?;
@@ -362,28 +387,4 @@ fn outer_member(out: &mut Vec<u8>, name: &str, data: &[u8], mtime: &Timestamp) -
     out.extend_from_slice(data);
     out.extend(std::iter::repeat_n(0u8, padding_len(data.len() as u64)));
     Ok(())
-}
-
-fn write_outer(out: &Path, src: &mut impl Read) -> Result<()> {
-    fsutil::write_atomic_with(out, Some(0o644), |f| {
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        io::copy(src, &mut w)?;
-        w.flush()
-    })
-}
-
-/// A reader that hands a copy of everything it reads to a second writer.
-struct Tee<R> {
-    inner: R,
-    copy: Option<pipe::PipeWriter>,
-}
-
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(c) = &mut self.copy {
-            c.write_all(&buf[..n])?;
-        }
-        Ok(n)
-    }
 }
