@@ -1,4 +1,5 @@
 //! The bundler's own CLI behaviour: keys, passwords, exit codes and messages.
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};

@@ -1,5 +1,6 @@
 //! End-to-end: publish -> fetch -> build -> inspect -> verify through the real
 //! `airlock-bundler` binary, for the shipped samples and for 1,000 documents.
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use airlock_tests::{Fixture, bundler, mitigation_xml};
 

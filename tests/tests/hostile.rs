@@ -3,6 +3,7 @@
 //! payloads are signed by a *trusted* release key, so the reader's own checks (not
 //! the signature) are what refuse them. Regenerated on each run from the TEST-ONLY
 //! keys in samples/keys.
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use airlock_format::archive::{
     AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle,
@@ -211,6 +212,15 @@ fn refused(bundle: &Path, want: &str) {
     assert!(!Path::new("/tmp/airlock-escape").exists());
 }
 
+/// name, payload entries, declared attachments, trailing zero bytes, expected message.
+type Case = (
+    &'static str,
+    Vec<Raw>,
+    &'static [(&'static str, &'static [u8])],
+    usize,
+    &'static str,
+);
+
 const DOC: &str = "AM-HOSTILE-1";
 const ATT: &[u8] = b"attachment bytes";
 
@@ -252,7 +262,7 @@ fn release_signed_hostile_payloads_are_refused() {
     ])
     .expect(0);
 
-    let cases: Vec<(&str, Vec<Raw>, &[(&str, &[u8])], usize, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "dotdot",
             with(raw("../airlock-escape", b"x"), true),
@@ -445,7 +455,7 @@ fn vendor_signatures_are_checked_inside_a_release_signed_bundle() {
     let good = mitigation_xml("AM-V-1", 2).into_bytes();
     // Signature over different bytes.
     let other_sig = vendor
-        .sign(&mitigation_xml("AM-V-1", 3).as_bytes()[..], "x")
+        .sign(mitigation_xml("AM-V-1", 3).as_bytes(), "x")
         .unwrap()
         .into_bytes();
     refused(

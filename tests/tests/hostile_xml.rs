@@ -1,6 +1,7 @@
 //! The hostile XML vectors in samples/hostile/xml (one file per failure, named
 //! after it; expected.tsv gives a word the error must contain) are each refused by
 //! the document parser, and through the real binary at `feed publish` (exit 3).
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use airlock_format::mitigation::Mitigation;
 use airlock_tests::{Fixture, bundler, root};

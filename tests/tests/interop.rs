@@ -1,6 +1,7 @@
 //! Interop with the stock `minisign` tool, both ways. These tests need Debian's
 //! `minisign`: they print SKIPPED without it on a developer machine and fail under
 //! `CI=true` (where `.ci/run` installs it).
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use airlock_tests::{Fixture, bundler, require_tool, run};
 use std::path::Path;
