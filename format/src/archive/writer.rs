@@ -8,7 +8,7 @@
 use super::file_header;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::hash::{CountingWriter, HashingReader, HashingWriter, hex, sha256_hex};
+use crate::hash::{CountingWriter, HashingWriter, hex, sha256_hex};
 use crate::keys::{KeyId, SecretKey};
 use crate::limits;
 use crate::manifest::tar_member_size;
@@ -192,32 +192,22 @@ pub fn write_bundle(
     let mut enc = zstd::stream::write::Encoder::new(sink, opts.level).map_err(io_err)?;
     enc.multithread(opts.threads.max(1)).map_err(io_err)?;
     enc.include_checksum(true).map_err(io_err)?;
-    let mut tar = tar::Builder::new(CountingWriter::new(enc));
+    let mut tar = Ustar {
+        w: CountingWriter::new(enc),
+        mtime: input.created,
+        buf: vec![0u8; 1 << 20],
+    };
     for (d, m) in docs.iter().zip(&manifest.mitigations) {
-        append_bytes(&mut tar, &m.path, &d.xml, &input.created).map_err(io_err)?;
-        append_bytes(
-            &mut tar,
-            &format!("{}.minisig", m.path),
-            &d.signature,
-            &input.created,
-        )
-        .map_err(io_err)?;
+        tar.bytes(&m.path, &d.xml).map_err(io_err)?;
+        tar.bytes(&format!("{}.minisig", m.path), &d.signature)
+            .map_err(io_err)?;
     }
     for ((a, (file, size)), slot) in atts.iter().zip(files).zip(manifest.attachments.iter_mut()) {
-        let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file).take(size));
-        let mut header = file_header(size, &input.created);
-        tar.append_data(&mut header, format!("attachments/{}", a.name), &mut reader)
+        slot.sha256 = tar
+            .file(&format!("attachments/{}", a.name), file, size)
             .map_err(|e| Error::io("read attachment", &a.path, e))?;
-        let (sha256, n) = reader.finish();
-        if n != size {
-            return Err(Error::Invalid(format!(
-                "attachment {} changed size while it was read",
-                a.path.display()
-            )));
-        }
-        slot.sha256 = sha256;
     }
-    let (enc, uncompressed_size) = tar.into_inner().map_err(io_err)?.finish();
+    let (enc, uncompressed_size) = tar.finish().map_err(io_err)?;
     let (buf, compressed_sha256, compressed_size) = enc.finish().map_err(io_err)?.finish();
     buf.into_inner().map_err(|e| io_err(e.into_error()))?;
     if uncompressed_size != manifest.payload.uncompressed_size {
@@ -342,14 +332,66 @@ fn check_input(
     Ok(())
 }
 
-fn append_bytes<W: Write>(
-    tar: &mut tar::Builder<W>,
-    path: &str,
-    data: &[u8],
-    mtime: &Timestamp,
-) -> io::Result<()> {
-    let mut h = file_header(data.len() as u64, mtime);
-    tar.append_data(&mut h, path, data)
+/// The payload's ustar writer: regular files only, airlock's fixed metadata, data
+/// streamed in 1 MiB chunks and hashed on the way (the same bytes the tar crate's
+/// builder writes, without its per-8 KiB copying).
+struct Ustar<W: Write> {
+    w: CountingWriter<W>,
+    mtime: Timestamp,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Ustar<W> {
+    fn header(&mut self, path: &str, size: u64) -> io::Result<()> {
+        let mut h = file_header(size, &self.mtime);
+        h.set_path(path)?;
+        h.set_cksum();
+        self.w.write_all(h.as_bytes())
+    }
+
+    fn pad(&mut self, size: u64) -> io::Result<()> {
+        self.w.write_all(&[0u8; 512][..padding_len(size)])
+    }
+
+    fn bytes(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.header(path, data.len() as u64)?;
+        self.w.write_all(data)?;
+        self.pad(data.len() as u64)
+    }
+
+    /// Streams exactly `size` bytes of `file`; returns their SHA-256.
+    fn file(&mut self, path: &str, mut file: File, size: u64) -> io::Result<String> {
+        self.header(path, size)?;
+        let mut hasher = Sha256::new();
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            let n = match file.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file shrank while it was read",
+                    ));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&self.buf[..n]);
+            self.w.write_all(&self.buf[..n])?;
+            left -= n as u64;
+        }
+        self.pad(size)?;
+        Ok(hex(&hasher.finalize()))
+    }
+
+    /// Writes the end-of-archive blocks; returns the writer and the tar's length.
+    fn finish(mut self) -> io::Result<(W, u64)> {
+        self.w.write_all(&[0u8; 1024])?;
+        Ok(self.w.finish())
+    }
 }
 
 /// The bundle id: 32 hex digits of SHA-256 over the channel, sequence, times,
