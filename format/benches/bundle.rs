@@ -23,29 +23,12 @@ use std::time::Duration;
 const DOCUMENTS: usize = 50;
 const ATTACHMENT_BYTES: usize = 16 << 20;
 
-/// The design-card example from the mitigation tests, with a variable id.
+/// A shipped sample document (ProxyShell, four actions) with a variable id.
 fn document(n: usize) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<mitigation xmlns="urn:airlock:mitigation:1" id="AM-2021-{n:04}" revision="2">
-  <title>Block ProxyShell autodiscover SSRF</title>
-  <summary>Rejects requests.</summary>
-  <severity>critical</severity>
-  <published>2021-09-28T00:00:00Z</published>
-  <expires>2030-12-31T00:00:00Z</expires>
-  <references><cve>CVE-2021-34473</cve><link>https://example.invalid/advisory</link></references>
-  <applies-to><product name="exchange" min="15.1.0.0" below="15.2.986.5"/></applies-to>
-  <actions>
-    <url-block name="autodiscover-ssrf">
-      <match on="path" pattern="(?i)autodiscover\.json.*@.*powershell"/>
-      <response status="403"/>
-    </url-block>
-    <service-disable unit="exchange-um.service"/>
-    <file path="/etc/exchange/limits.d/50-airlock.conf" mode="0644"><![CDATA[max_request_kb = 64
-]]></file>
-    <config-set path="/etc/exchange/app.ini" format="ini" section="ecp" key="enabled" value="false"/>
-  </actions>
-</mitigation>"#
+    include_str!("../../samples/feed/mitigations/AM-2021-0001.xml").replacen(
+        "id=\"AM-2021-0001\"",
+        &format!("id=\"AM-2021-{n:04}\""),
+        1,
     )
 }
 
