@@ -191,3 +191,89 @@ fn legacy_signatures_are_refused() {
     assert!(r.stderr.contains("feed.xml: legacy"), "{}", r.stderr);
     assert!(!f.cache().join("feed.xml").exists());
 }
+
+/// Password-protected keys (scrypt) interoperate both ways: a key made by
+/// `minisign -G` with a password signs through `--password-file`, and a key made by
+/// `airlock-bundler keygen` with a password signs with the stock tool.
+#[test]
+fn password_protected_keys_interoperate() {
+    if !require_tool("minisign", "password_protected_keys_interoperate") {
+        return;
+    }
+    let f = Fixture::samples();
+    let pw = f.path("password");
+    std::fs::write(&pw, "correct horse battery\n").unwrap();
+    let (p, s) = (f.key("vendor.pub"), f.key("vendor.key"));
+    std::fs::remove_file(&p).unwrap();
+    std::fs::remove_file(&s).unwrap();
+    let mut keygen = Command::new("minisign");
+    keygen.args([
+        "-G".as_ref(),
+        "-p".as_ref(),
+        p.as_os_str(),
+        "-s".as_ref(),
+        s.as_os_str(),
+    ]);
+    keygen
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = keygen.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"correct horse battery\ncorrect horse battery\n",
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    f.publish(&["--password-file", pw.to_str().unwrap()]);
+    let r = minisign(&[
+        "-V".as_ref(),
+        "-p".as_ref(),
+        p.as_os_str(),
+        "-m".as_ref(),
+        f.feed().join("feed.xml").as_os_str(),
+    ])
+    .expect(0);
+    assert!(
+        r.stdout.contains("Trusted comment: airlock-feed"),
+        "{}",
+        r.stdout
+    );
+
+    let keys = f.path("airlock-keys");
+    bundler([
+        "keygen".as_ref(),
+        "--role".as_ref(),
+        "approver".as_ref(),
+        "--out".as_ref(),
+        keys.as_os_str(),
+        "--password-file".as_ref(),
+        pw.as_os_str(),
+    ])
+    .expect(0);
+    let doc = f.path("doc.txt");
+    std::fs::write(&doc, "approve").unwrap();
+    let mut sign = Command::new("minisign");
+    sign.args([
+        "-S".as_ref(),
+        "-s".as_ref(),
+        keys.join("approver.key").as_os_str(),
+        "-m".as_ref(),
+        doc.as_os_str(),
+    ]);
+    sign.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = sign.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"correct horse battery\n").unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "stock minisign could not use an airlock key with its password"
+    );
+    minisign(&[
+        "-V".as_ref(),
+        "-p".as_ref(),
+        keys.join("approver.pub").as_os_str(),
+        "-m".as_ref(),
+        doc.as_os_str(),
+    ])
+    .expect(0);
+}
