@@ -2,13 +2,13 @@
 //! feed and every document are re-verified against the cached vendor key first;
 //! the sequence number only grows per channel (recorded in the cache).
 
-use crate::cache::Cache;
+use crate::cache::{Cache, check_document};
 use crate::cli::BuildArgs;
 use crate::output::Output;
 use airlock_format::archive::{
-    AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle,
+    AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle_gated,
 };
-use airlock_format::keys::{PasswordSource, SecretKey};
+use airlock_format::keys::{PasswordSource, SecretKey, Signature};
 use airlock_format::{Error, Result, time};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -55,18 +55,23 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
             "nothing to bundle: the selection is empty".into(),
         ));
     }
+    // Each document is bound to the verified feed by its SHA-256 as it is read; its
+    // vendor signature is re-checked on a second thread while the payload is
+    // compressed, and the manifest is only signed if every check passed.
     let mut documents = Vec::with_capacity(selected.len());
+    let mut checks = Vec::with_capacity(selected.len());
     for entry in selected {
-        let doc = cache.document(entry, &trust)?.into_inner();
+        let (what, xml, sig) = cache.read(entry)?;
+        let vendor_key = Signature::parse(&what, &sig)?.key_id();
         documents.push(DocumentInput {
             id: entry.id.clone(),
             revision: entry.revision,
-            vendor_key: doc.vendor_key,
-            xml: doc.xml,
-            signature: doc.signature.into_bytes(),
+            vendor_key,
+            xml,
+            signature: sig,
         });
+        checks.push((what, entry));
     }
-
     let last = cache.sequences()?.get(&a.channel).copied().unwrap_or(0);
     let seq = match a.seq {
         Some(s) if s < last => {
@@ -117,7 +122,19 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
         detached_signature: a.detached_sig,
         ..WriteOptions::default()
     };
-    let manifest = write_bundle(&input, &key, &a.out, &opts)?;
+    let manifest = std::thread::scope(|s| {
+        let verifier = s.spawn(|| -> Result<()> {
+            for ((what, entry), doc) in checks.iter().zip(&input.documents) {
+                check_document(what, entry, &doc.xml, &doc.signature, &trust)?;
+            }
+            Ok(())
+        });
+        write_bundle_gated(&input, &key, &a.out, &opts, || {
+            verifier
+                .join()
+                .map_err(|_| Error::Invalid("the signature checking thread failed".into()))?
+        })
+    })?;
     cache.record_sequence(&a.channel, seq)?;
 
     if a.json {

@@ -97,10 +97,20 @@ impl Cache {
 
     /// Loads and re-verifies the document for `entry`.
     pub fn document(&self, entry: &FeedEntry, trust: &TrustRoots) -> Result<Verified<Document>> {
+        let (what, xml, sig) = self.read(entry)?;
+        check_document(&what, entry, &xml, &sig, trust)
+    }
+
+    /// Reads the document for `entry` and its signature file, and checks the
+    /// document's size and SHA-256 against the (verified) feed entry. The signature
+    /// is not checked here: pass the result to [`check_document`] for that.
+    pub fn read(&self, entry: &FeedEntry) -> Result<(String, Vec<u8>, Vec<u8>)> {
         let p = self.object_path(&entry.sha256);
+        let what = p.display().to_string();
         let xml = fsutil::read_limited(&p, entry.size)?;
+        check_digest(&what, entry, &xml)?;
         let sig = fsutil::read_limited(&self.sig_path(&entry.sha256), limits::MAX_SIGNATURE_BYTES)?;
-        check_document(&p.display().to_string(), entry, &xml, &sig, trust)
+        Ok((what, xml, sig))
     }
 
     /// Stores a verified document (signature first, then the document).
@@ -157,6 +167,21 @@ pub fn check_document(
     sig: &[u8],
     trust: &TrustRoots,
 ) -> Result<Verified<Document>> {
+    check_digest(what, entry, xml)?;
+    let doc = verify::verify_document(what, xml, sig, trust)?;
+    if doc.mitigation.id != entry.id || doc.mitigation.revision != entry.revision {
+        return Err(Error::mismatch(
+            what,
+            format!(
+                "document is {} revision {}, but the feed lists {} revision {}",
+                doc.mitigation.id, doc.mitigation.revision, entry.id, entry.revision
+            ),
+        ));
+    }
+    Ok(doc)
+}
+
+fn check_digest(what: &str, entry: &FeedEntry, xml: &[u8]) -> Result<()> {
     if xml.len() as u64 != entry.size {
         return Err(Error::mismatch(
             what,
@@ -170,15 +195,5 @@ pub fn check_document(
     if hash::sha256_hex(xml) != entry.sha256 {
         return Err(Error::mismatch(what, "SHA-256 does not match the feed"));
     }
-    let doc = verify::verify_document(what, xml, sig, trust)?;
-    if doc.mitigation.id != entry.id || doc.mitigation.revision != entry.revision {
-        return Err(Error::mismatch(
-            what,
-            format!(
-                "document is {} revision {}, but the feed lists {} revision {}",
-                doc.mitigation.id, doc.mitigation.revision, entry.id, entry.revision
-            ),
-        ));
-    }
-    Ok(doc)
+    Ok(())
 }

@@ -46,7 +46,12 @@ pub(crate) fn parse(
             ),
         )
     })?;
-    let el = Parser { what, text }.run()?;
+    let el = Parser {
+        what,
+        text,
+        cursor: std::cell::Cell::new((0, 1)),
+    }
+    .run()?;
     if el.name != root {
         return Err(Error::xml(
             what,
@@ -72,6 +77,9 @@ pub(crate) fn parse(
 struct Parser<'a> {
     what: &'a str,
     text: &'a str,
+    /// (byte offset, line number) of the last position asked for: positions only
+    /// grow while parsing, so counting newlines from there keeps the whole parse O(n).
+    cursor: std::cell::Cell<(usize, usize)>,
 }
 
 impl Parser<'_> {
@@ -79,11 +87,16 @@ impl Parser<'_> {
         let pos = usize::try_from(pos)
             .unwrap_or(usize::MAX)
             .min(self.text.len());
-        self.text.as_bytes()[..pos]
+        let (mut from, mut line) = self.cursor.get();
+        if pos < from {
+            (from, line) = (0, 1);
+        }
+        line += self.text.as_bytes()[from..pos]
             .iter()
             .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+            .count();
+        self.cursor.set((pos, line));
+        line
     }
 
     fn err(&self, pos: u64, msg: impl std::fmt::Display) -> Error {
@@ -407,6 +420,16 @@ mod tests {
         let el = p(r#"<?xml version="1.0" encoding="UTF-8"?><r xmlns="urn:t" a="&lt;&amp;&#65;">&lt;&gt;&amp;&apos;&quot;&#x41;<![CDATA[<x>]]></r>"#).unwrap();
         assert_eq!(el.text, "<>&'\"A<x>");
         assert_eq!(el.attr("a"), Some("<&A"));
+    }
+
+    #[test]
+    fn errors_name_the_right_line() {
+        let el = p("<r xmlns=\"urn:t\">\n<a/>\n\n<b x=\"1\"/>\n</r>").unwrap();
+        assert_eq!((el.children[0].line, el.children[1].line), (2, 4));
+        let err = p("<r xmlns=\"urn:t\">\n<a/>\n<?pi?>\n</r>")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(line 3)"), "{err}");
     }
 
     #[test]

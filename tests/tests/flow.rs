@@ -312,3 +312,26 @@ fn a_damaged_cache_is_caught_by_build_and_repaired_by_fetch() {
     f.build(&f.path("y.airlock"), &[]).expect(0);
     f.verify(&f.path("y.airlock")).expect(0);
 }
+
+#[test]
+fn build_refuses_a_cached_document_whose_signature_no_longer_verifies() {
+    let f = Fixture::samples();
+    f.fetch().expect(0);
+    let sigs: Vec<_> = std::fs::read_dir(f.cache().join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".minisig"))
+        .collect();
+    // The document bytes still match the feed, but its signature is another document's.
+    std::fs::copy(&sigs[0], &sigs[1]).unwrap();
+    let out = f.path("x.airlock");
+    let r = f.build(&out, &[]).expect(3);
+    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
+    assert!(!out.exists(), "no bundle is left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".airlock-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

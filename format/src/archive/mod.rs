@@ -9,7 +9,9 @@ pub mod reader;
 pub mod writer;
 
 pub use reader::BundleFile;
-pub use writer::{AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle};
+pub use writer::{
+    AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle, write_bundle_gated,
+};
 
 use crate::time::Timestamp;
 

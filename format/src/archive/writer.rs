@@ -107,6 +107,19 @@ pub fn write_bundle(
     out: &Path,
     opts: &WriteOptions,
 ) -> Result<Manifest> {
+    write_bundle_gated(input, key, out, opts, || Ok(()))
+}
+
+/// [`write_bundle`], but `gate` runs after the payload is compressed and before the
+/// manifest is signed; if it fails, nothing is signed and no output is left. The
+/// bundler uses it to check vendor signatures while the payload is compressed.
+pub fn write_bundle_gated(
+    input: &BundleInput,
+    key: &SecretKey,
+    out: &Path,
+    opts: &WriteOptions,
+    gate: impl FnOnce() -> Result<()>,
+) -> Result<Manifest> {
     let mut docs: Vec<&DocumentInput> = input.documents.iter().collect();
     docs.sort_by(|a, b| a.id.cmp(&b.id));
     let mut atts: Vec<&AttachmentInput> = input.attachments.iter().collect();
@@ -216,6 +229,8 @@ pub fn write_bundle(
             manifest.payload.uncompressed_size
         )));
     }
+
+    gate()?;
 
     // 3. The real manifest, padded to the reserved length, and its signature.
     manifest.payload.compressed_size = compressed_size;
