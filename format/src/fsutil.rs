@@ -40,29 +40,15 @@ pub fn read_text_limited(path: &Path, limit: u64) -> Result<String> {
 
 /// Atomically replaces `path` with `contents` (mode 0644 unless `mode` is given).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
-    write_atomic_with(path, mode, |f| f.write_all(contents))
-}
-
-/// Atomically replaces `path` with what `fill` writes into the temporary file.
-pub fn write_atomic_with(
-    path: &Path,
-    mode: Option<u32>,
-    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> Result<()> {
     let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".airlock-tmp-")
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    fill(tmp.as_file_mut()).map_err(|e| Error::io("write", tmp.path(), e))?;
-    set_mode(tmp.as_file(), mode.unwrap_or(0o644))
-        .map_err(|e| Error::io("set the mode of", tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("fsync", tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("rename into place", path, e.error))?;
-    sync_dir(dir)
+    tmp.as_file_mut()
+        .write_all(contents)
+        .map_err(|e| Error::io("write", tmp.path(), e))?;
+    commit_temp(tmp, path, mode.unwrap_or(0o644))
 }
 
 /// Commits a temporary file written beside `path`: sets `mode`, fsyncs it, renames

@@ -118,9 +118,7 @@ pub fn verify_bundle(
     staging: Option<&Path>,
 ) -> Result<Verified<Bundle>> {
     let mut file = BundleFile::open(path)?;
-    let manifest = verify_manifest(&file, trust)?;
-    let sig = Signature::parse("bundle manifest", &file.signature_bytes)?;
-    let trusted_comment = sig.trusted_comment().to_string();
+    let (manifest, trusted_comment) = verify_manifest(&file, trust)?;
 
     let mut raw: Vec<(Vec<u8>, Vec<u8>)> =
         vec![(Vec::new(), Vec::new()); manifest.mitigations.len()];
@@ -167,8 +165,9 @@ pub fn verify_bundle(
 }
 
 /// Checks the release signature and trusted comment, then parses and validates
-/// the manifest. Nothing of the payload is read.
-pub fn verify_manifest(file: &BundleFile, trust: &TrustRoots) -> Result<Manifest> {
+/// the manifest; returns it with the verified trusted comment. Nothing of the
+/// payload is read.
+pub fn verify_manifest(file: &BundleFile, trust: &TrustRoots) -> Result<(Manifest, String)> {
     let what = "bundle manifest";
     let sig = Signature::parse(what, &file.signature_bytes)?;
     let key = trust.release_key(what, sig.key_id())?;
@@ -194,7 +193,7 @@ pub fn verify_manifest(file: &BundleFile, trust: &TrustRoots) -> Result<Manifest
             ),
         ));
     }
-    Ok(manifest)
+    Ok((manifest, sig.trusted_comment().to_string()))
 }
 
 fn read_small(r: &mut dyn Read, entry: &ExpectedEntry, out: &mut Vec<u8>) -> Result<()> {
