@@ -166,20 +166,24 @@ fn outer(manifest: &[u8], sig: &[u8], payload: &[u8]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// `airlock-bundler verify` of `bundle` with the TEST-ONLY sample keys.
+fn verify_with_samples(bundle: &Path) -> airlock_tests::Run {
+    let key = |role: &str| root().join(format!("samples/keys/TEST-ONLY-{role}.pub"));
+    bundler([
+        "verify".as_ref(),
+        bundle.as_os_str(),
+        "--release-key".as_ref(),
+        key("release").as_os_str(),
+        "--vendor-key".as_ref(),
+        key("vendor").as_os_str(),
+    ])
+}
+
 /// Exit 3 from the binary with `want` in the message; in-process verification with a
 /// staging directory also fails and leaves nothing outside it.
 #[track_caller]
 fn refused(bundle: &Path, want: &str) {
-    let r = bundler([
-        "verify".as_ref(),
-        bundle.as_os_str(),
-        "--release-key".as_ref(),
-        root()
-            .join("samples/keys/TEST-ONLY-release.pub")
-            .as_os_str(),
-        "--vendor-key".as_ref(),
-        root().join("samples/keys/TEST-ONLY-vendor.pub").as_os_str(),
-    ]);
+    let r = verify_with_samples(bundle);
     assert_eq!(
         r.code,
         3,
@@ -250,17 +254,7 @@ fn release_signed_hostile_payloads_are_refused() {
     let mut honest = doc_entries();
     honest.push(raw("attachments/a.bin", ATT));
     let ok = crafted(d, "honest.airlock", &[DOC], &[("a.bin", ATT)], honest, 0);
-    bundler([
-        "verify".as_ref(),
-        ok.as_os_str(),
-        "--release-key".as_ref(),
-        root()
-            .join("samples/keys/TEST-ONLY-release.pub")
-            .as_os_str(),
-        "--vendor-key".as_ref(),
-        root().join("samples/keys/TEST-ONLY-vendor.pub").as_os_str(),
-    ])
-    .expect(0);
+    verify_with_samples(&ok).expect(0);
 
     let cases: Vec<Case> = vec![
         (
