@@ -49,17 +49,9 @@ impl<R: Read> HashingReader<R> {
             count: 0,
         }
     }
-    /// Bytes read so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
     /// The digest (hex) and byte count, consuming the reader.
     pub fn finish(self) -> (String, u64) {
         (hex(&self.hasher.finalize()), self.count)
-    }
-    /// The wrapped reader.
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
     }
 }
 
@@ -92,10 +84,6 @@ impl<W: Write> HashingWriter<W> {
     /// The wrapped writer, the digest (hex) and the byte count.
     pub fn finish(self) -> (W, String, u64) {
         (self.inner, hex(&self.hasher.finalize()), self.count)
-    }
-    /// The wrapped writer.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
     }
 }
 

@@ -324,12 +324,7 @@ impl Manifest {
         if !is_sha256_hex(&self.payload.compressed_sha256) {
             return Err(bad("payload sha256 is not 64 lowercase hex digits".into()));
         }
-        let expected_tar: u64 = self
-            .expected_entries()
-            .iter()
-            .map(|e| tar_member_size(e.size))
-            .sum::<u64>()
-            + 1024;
+        let expected_tar = self.expected_tar_size();
         if self.payload.uncompressed_size != expected_tar {
             return Err(bad(format!(
                 "payload uncompressed_size {} is not the {expected_tar} bytes its declared entries take",
@@ -337,6 +332,16 @@ impl Manifest {
             )));
         }
         Ok(())
+    }
+
+    /// Exact length of the payload tar that holds the declared entries: one ustar
+    /// member per entry plus the two end-of-archive blocks.
+    pub fn expected_tar_size(&self) -> u64 {
+        self.expected_entries()
+            .iter()
+            .map(|e| tar_member_size(e.size))
+            .sum::<u64>()
+            + 1024
     }
 
     /// The payload entries in the exact order the writer stores them.

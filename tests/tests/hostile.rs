@@ -10,9 +10,7 @@ use airlock_format::archive::{
 };
 use airlock_format::hash::sha256_hex;
 use airlock_format::keys::{PasswordSource, SecretKey};
-use airlock_format::manifest::{
-    Manifest, ManifestAttachment, ManifestMitigation, PayloadInfo, tar_member_size,
-};
+use airlock_format::manifest::{Manifest, ManifestAttachment, ManifestMitigation, PayloadInfo};
 use airlock_format::time::parse_rfc3339;
 use airlock_format::trust::TrustRoots;
 use airlock_format::verify::verify_bundle;
@@ -137,12 +135,7 @@ fn crafted(
             uncompressed_size: 0,
         },
     };
-    m.payload.uncompressed_size = m
-        .expected_entries()
-        .iter()
-        .map(|e| tar_member_size(e.size))
-        .sum::<u64>()
-        + 1024;
+    m.payload.uncompressed_size = m.expected_tar_size();
     let bytes = m.to_bytes();
     let sig = release.sign(&bytes[..], &m.trusted_comment()).unwrap();
     let path = dir.join(name);

@@ -4,8 +4,9 @@
 //! payload byte is read). [`stream_payload`] is crate-private and called by
 //! [`crate::verify`] only after the manifest signature verified: one thread hashes
 //! the compressed bytes, one decompresses them, and the caller's thread walks the
-//! tar and checks every entry against the manifest (order, type, path, size, SHA-256), and enforces the declared
-//! compressed and uncompressed sizes, with memory bounded whatever the bundle size.
+//! tar, checking every entry against the manifest (order, type, path, size,
+//! SHA-256) and the declared compressed and uncompressed sizes, with memory
+//! bounded whatever the bundle size.
 
 use super::pipe;
 use crate::error::{Error, Result};
@@ -72,16 +73,6 @@ impl BundleFile {
             payload_offset,
             payload_size,
         })
-    }
-
-    /// The bundle's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Size of the stored payload member.
-    pub fn payload_size(&self) -> u64 {
-        self.payload_size
     }
 }
 
@@ -185,7 +176,7 @@ pub(crate) fn stream_payload(
         .seek(SeekFrom::Start(bundle.payload_offset))
         .map_err(|e| Error::io("seek in", &path, e))?;
     let compressed = BufReader::with_capacity(1 << 20, (&bundle.file).take(bundle.payload_size));
-    let (compressed_digest, ()) = check_payload(&path, manifest, compressed, sink)?;
+    let compressed_digest = check_payload(&path, manifest, compressed, sink)?;
     if compressed_digest != manifest.payload.compressed_sha256 {
         return Err(Error::mismatch(
             format!("payload of {}", path.display()),
@@ -219,7 +210,7 @@ pub fn check_payload(
     manifest: &Manifest,
     compressed: impl Read + Send,
     sink: &mut dyn FnMut(&ExpectedEntry, &mut dyn Read) -> Result<()>,
-) -> Result<(String, ())> {
+) -> Result<String> {
     let declared_uncompressed = manifest.payload.uncompressed_size;
     let declared_compressed = manifest.payload.compressed_size;
     // Three stages on three threads, joined by bounded pipes: hash the compressed
@@ -301,7 +292,7 @@ pub fn check_payload(
             (Err((e, true)), _, _) | (_, Err((e, true)), _) => Err(e),
             (_, _, Err(w)) => Err(w),
             (Err((e, _)), _, _) | (_, Err((e, _)), _) => Err(e),
-            (Ok(digest), Ok(()), Ok(())) => Ok((digest, ())),
+            (Ok(digest), Ok(()), Ok(())) => Ok(digest),
         }
     })
 }

@@ -179,12 +179,7 @@ pub fn write_bundle_gated(
             uncompressed_size: 0,
         },
     };
-    manifest.payload.uncompressed_size = manifest
-        .expected_entries()
-        .iter()
-        .map(|e| tar_member_size(e.size))
-        .sum::<u64>()
-        + 1024;
+    manifest.payload.uncompressed_size = manifest.expected_tar_size();
     let manifest_len = manifest.to_bytes().len();
     let signature_len = key.sign(&b""[..], &manifest.trusted_comment())?.len();
     let header_len =
