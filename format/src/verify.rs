@@ -84,15 +84,24 @@ pub fn verify_document(
     trust: &TrustRoots,
 ) -> Result<Verified<Document>> {
     let sig = Signature::parse(what, signature)?;
+    verify_parsed_document(what, xml.to_vec(), &sig, trust).map(Verified)
+}
+
+fn verify_parsed_document(
+    what: &str,
+    xml: Vec<u8>,
+    sig: &Signature,
+    trust: &TrustRoots,
+) -> Result<Document> {
     let key = trust.vendor_key(what, sig.key_id())?;
-    key.verify(what, xml, &sig)?;
-    let mitigation = Mitigation::parse(what, xml)?;
-    Ok(Verified(Document {
+    key.verify(what, &xml, sig)?;
+    let mitigation = Mitigation::parse(what, &xml)?;
+    Ok(Document {
         mitigation,
-        xml: xml.to_vec(),
+        xml,
         signature: sig.text().to_string(),
         vendor_key: key.id(),
-    }))
+    })
 }
 
 /// Verifies a vendor-signed feed index. Expiry is checked by the caller.
@@ -154,7 +163,7 @@ pub fn verify_bundle(
         .mitigations
         .iter()
         .zip(raw)
-        .map(|(m, (xml, sig))| verify_bundled_document(path, m, &xml, &sig, trust))
+        .map(|(m, (xml, sig))| verify_bundled_document(path, m, xml, &sig, trust))
         .collect::<Result<Vec<_>>>()?;
     Ok(Verified(Bundle {
         path: path.to_path_buf(),
@@ -207,7 +216,7 @@ fn read_small(r: &mut dyn Read, entry: &ExpectedEntry, out: &mut Vec<u8>) -> Res
 fn verify_bundled_document(
     path: &Path,
     m: &ManifestMitigation,
-    xml: &[u8],
+    xml: Vec<u8>,
     sig: &[u8],
     trust: &TrustRoots,
 ) -> Result<Document> {
@@ -223,7 +232,7 @@ fn verify_bundled_document(
             ),
         ));
     }
-    let doc = verify_document(&what, xml, sig, trust)?.into_inner();
+    let doc = verify_parsed_document(&what, xml, &parsed, trust)?;
     if doc.mitigation.id != m.id || doc.mitigation.revision != m.revision {
         return Err(Error::mismatch(
             &what,
