@@ -10,6 +10,8 @@ pub const MAX_FEED_BYTES: u64 = 32 * 1024 * 1024;
 pub const MAX_SIGNATURE_BYTES: u64 = 4096;
 /// Largest secret key file accepted, in bytes.
 pub const MAX_SECRET_KEY_BYTES: u64 = 4096;
+/// Largest host profile (`host.toml`, design card §6) accepted, in bytes.
+pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 /// Largest bundle manifest accepted, in bytes.
 pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
 /// Most mitigations in one feed or bundle.

@@ -250,6 +250,14 @@ pub fn is_valid_id(s: &str) -> bool {
         && s != ".."
 }
 
+/// True for product names, in documents and in the host profile's `[products]`:
+/// `[a-z0-9._-]{1,64}`.
+pub fn is_valid_product_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
 /// Checks an action path: absolute, normalised (no `.`, `..`, empty segments or
 /// trailing slash), no control characters or backslashes, bounded length.
 pub fn check_action_path(path: &str) -> std::result::Result<(), String> {
@@ -455,11 +463,7 @@ fn parse_applies_to(what: &str, el: &Element) -> Result<Vec<Product>> {
         c.leaf(what)?;
         c.no_text(what)?;
         let name = c.req_attr(what, "name")?;
-        if !(1..=64).contains(&name.len())
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        {
+        if !is_valid_product_name(name) {
             return Err(Error::xml(
                 what,
                 format!(

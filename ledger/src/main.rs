@@ -1,10 +1,4 @@
-//! `airlock-ledger`: not built yet; its issue fills it. Until then it refuses to run
-//! rather than pretend to work.
-
+//! `airlock-ledger`: parse the command line, run it, map the outcome to an exit code.
 fn main() -> std::process::ExitCode {
-    eprintln!("airlock-ledger: error: this tool is not implemented in this version of airlock");
-    eprintln!(
-        "  what to do: use airlock-bundler verify to check bundles until airlock-ledger ships"
-    );
-    std::process::ExitCode::from(1)
+    airlock_ledger::main(std::env::args_os()).into()
 }

@@ -61,6 +61,24 @@ where
     run(Command::new(bin("airlock-bundler")).args(args))
 }
 
+/// Runs `airlock-ledger` with `args`.
+pub fn ledger<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    run(Command::new(bin("airlock-ledger")).args(args))
+}
+
+/// Runs the test-only `ledger-fixture` tool (tests/src/bin/ledger-fixture.rs) with `args`.
+pub fn fixture<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    run(Command::new(bin("ledger-fixture")).args(args))
+}
+
 /// Runs a prepared command.
 pub fn run(cmd: &mut Command) -> Run {
     let out = cmd.env_remove("AIRLOCK_PASSWORD").output().unwrap();

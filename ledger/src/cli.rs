@@ -1,0 +1,131 @@
+//! Command-line definitions (clap derive only; no logic here).
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Query, export, checkpoint and verify the hash-chained airlock ledger.
+#[derive(Debug, Parser)]
+#[command(name = "airlock-ledger", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Print only errors (and JSON when asked for).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// The ledger database (default: ledger.db in the profile's state_dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Host profile (default: $AIRLOCK_PROFILE, else /etc/airlock/host.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The ledger's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Walk the whole chain; report the first bad entry and why (exit 3 on any break).
+    Verify(VerifyArgs),
+    /// List entries, oldest first, filtered.
+    Log(LogArgs),
+    /// Show one entry in full.
+    Show(ShowArgs),
+    /// Write the ledger as JSON Lines (entries plus the latest checkpoint) for auditors.
+    Export(ExportArgs),
+    /// Sign the current head with the host key and record it as a checkpoint entry.
+    Checkpoint(CheckpointArgs),
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Verify an export file instead of a database (needs no database).
+    #[arg(long, value_name = "FILE", conflicts_with = "db")]
+    pub export: Option<PathBuf>,
+    /// Also prove that the ledger extends this checkpoint (its signature is FILE.minisig).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub checkpoint: Option<PathBuf>,
+    /// The host's public key: checks every checkpoint signature (default with a
+    /// database: host.pub beside it, if present).
+    #[arg(long, value_name = "HOST.pub")]
+    pub key: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// A JSON array of entries (detail as an object).
+    Json,
+    /// RFC 4180 CSV with a header row (detail as JSON text).
+    Csv,
+}
+
+/// `log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Entries at or after T (RFC 3339, a date such as 2026-11-28, or an age such as 7d).
+    #[arg(long, value_name = "T", value_parser = crate::commands::parse_since)]
+    pub since: Option<DateTime<Utc>>,
+    /// Entries at or before T (RFC 3339, a date: the whole day is included, or an age).
+    #[arg(long, value_name = "T", value_parser = crate::commands::parse_until)]
+    pub until: Option<DateTime<Utc>>,
+    /// Only entries of this kind (for example mitigation.applied).
+    #[arg(long, value_name = "K")]
+    pub kind: Option<String>,
+    /// Only entries about this mitigation.
+    #[arg(long, value_name = "ID")]
+    pub mitigation: Option<String>,
+    /// Only entries about this bundle.
+    #[arg(long, value_name = "ID")]
+    pub bundle: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// Print the entry as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the export (written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `checkpoint`.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Also write the checkpoint to FILE and its signature to FILE.minisig.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The host's secret key (default: host.key beside the database).
+    #[arg(long, value_name = "FILE")]
+    pub host_key: Option<PathBuf>,
+    /// Read the host key's password from the first line of FILE (else
+    /// AIRLOCK_PASSWORD, else a prompt; unencrypted host keys need none).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,38 @@
+//! The airlock ledger: an append-only, hash-chained audit log in SQLite, with
+//! checkpoints signed by the host key, portable exports, and the `airlock-ledger`
+//! tool. Every entry's hash covers every column and the previous hash, so an
+//! edited, removed, inserted or reordered entry breaks the chain at a named `seq`;
+//! a checkpoint held by an auditor also catches a truncated, rewritten or swapped
+//! database.
+//!
+//! ```no_run
+//! # fn demo(key: &airlock_format::keys::PublicKey, sk: &airlock_format::keys::SecretKey) -> airlock_ledger::Result<()> {
+//! use airlock_ledger::{Ledger, NewEntry, VerifyOptions};
+//! let mut ledger = Ledger::create("ledger.db".as_ref(), "exch01", key, "airlock-applier")?;
+//! ledger.append(NewEntry::new("bundle.verified", "airlock-applier", serde_json::json!({"seq": 7})).bundle("0123"))?;
+//! ledger.checkpoint(sk, "airlock-applier")?;
+//! let report = ledger.verify(VerifyOptions { key: Some(key), checkpoint: None })?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod checkpoint;
+pub mod cli;
+mod commands;
+pub mod entry;
+pub mod error;
+pub mod export;
+mod output;
+mod render;
+mod schema;
+pub mod store;
+pub mod verify;
+
+pub use checkpoint::Checkpoint;
+pub use entry::{Digest, Entry, NewEntry};
+pub use error::{Error, Result};
+pub use export::{ExportSummary, verify_export};
+pub use store::{Head, Ledger, Query};
+pub use verify::{Report, VerifyOptions};
+
+pub use commands::main;
