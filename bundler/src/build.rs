@@ -4,11 +4,11 @@
 
 use crate::cache::{Cache, check_document};
 use crate::cli::BuildArgs;
-use crate::output::Output;
 use airlock_format::archive::{
     AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle_gated,
 };
 use airlock_format::keys::{PasswordSource, SecretKey, Signature};
+use airlock_format::output::Output;
 use airlock_format::{Error, Result, time};
 use serde_json::json;
 use std::collections::BTreeSet;

@@ -6,8 +6,8 @@
 
 use crate::cache::{Cache, check_document};
 use crate::cli::FetchArgs;
-use crate::output::Output;
 use airlock_format::keys::PublicKey;
+use airlock_format::output::Output;
 use airlock_format::trust::TrustRoots;
 use airlock_format::{Error, Result, fsutil, limits, time, verify};
 use serde_json::json;

@@ -3,10 +3,10 @@
 //! writes nothing anywhere.
 
 use crate::cli::{InspectArgs, VerifyArgs};
-use crate::output::Output;
 use airlock_format::archive::BundleFile;
 use airlock_format::keys::Signature;
 use airlock_format::manifest::Manifest;
+use airlock_format::output::Output;
 use airlock_format::trust::TrustRoots;
 use airlock_format::{Error, Result, time, verify};
 use serde_json::json;

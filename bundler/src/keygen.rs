@@ -2,8 +2,8 @@
 //! mode 0600 and never overwrites an existing file; it is never printed.
 
 use crate::cli::{KeygenArgs, Role};
-use crate::output::Output;
 use airlock_format::keys::{self, PasswordSource};
+use airlock_format::output::Output;
 use airlock_format::{Error, Result, fsutil};
 
 /// The file stem for a role.

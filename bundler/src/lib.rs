@@ -11,7 +11,6 @@ pub mod cli;
 pub mod fetch;
 pub mod inspect;
 pub mod keygen;
-pub mod output;
 pub mod publish;
 
 pub use airlock_format::{Error, Exit, Result};
@@ -34,7 +33,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
             return code;
         }
     };
-    let out = output::Output::new(cli.quiet, cli.verbose);
+    let out = airlock_format::output::Output::new("airlock-bundler", cli.quiet, cli.verbose);
     let result = match cli.command {
         Command::Keygen(a) => keygen::run(&a, &out),
         Command::Feed(FeedCommand::Publish(a)) => publish::run(&a, &out),

@@ -4,10 +4,10 @@
 //! which is signed last. Revisions may only grow relative to an existing feed.xml.
 
 use crate::cli::PublishArgs;
-use crate::output::Output;
 use airlock_format::feed::{Feed, FeedEntry};
 use airlock_format::keys::{PasswordSource, SecretKey};
 use airlock_format::mitigation::{Mitigation, is_valid_id};
+use airlock_format::output::Output;
 use airlock_format::time::{self, parse_deadline};
 use airlock_format::{Error, Result, fsutil, hash, limits};
 use std::path::Path;

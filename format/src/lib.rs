@@ -18,6 +18,7 @@ pub mod keys;
 pub mod limits;
 pub mod manifest;
 pub mod mitigation;
+pub mod output;
 pub mod profile;
 pub mod time;
 pub mod trust;

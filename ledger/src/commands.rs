@@ -32,7 +32,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
             return code;
         }
     };
-    let out = Output::new(cli.quiet, cli.verbose);
+    let out = Output::new("airlock-ledger", cli.quiet, cli.verbose);
     let json = matches!(&cli.command, Command::Verify(a) if a.json);
     match run(&cli, &out) {
         Ok(()) => Exit::Success,

@@ -525,7 +525,7 @@ fn show_of_a_missing_entry_names_the_valid_range() {
     }
 }
 
-/// Bug: a seq above i64::MAX gets "no entry N" without the valid range.
+/// Regression: a seq above i64::MAX got "no entry N" without the valid range.
 #[test]
 fn show_of_a_seq_beyond_i64_names_the_valid_range() {
     let f = Fixture::sample();
@@ -706,8 +706,8 @@ fn an_export_verifies_on_another_machine_without_the_database() {
     );
 }
 
-/// Bug: `export --out` and `checkpoint --out` naming the database itself replace
-/// the ledger with the export or checkpoint text (exit 0); the ledger is gone.
+/// Regression: `export --out` and `checkpoint --out` naming the database itself
+/// replaced the ledger with the export or checkpoint text (exit 0).
 #[test]
 fn writing_an_export_or_checkpoint_over_the_database_is_refused() {
     for (cmd, out) in [
@@ -1012,10 +1012,10 @@ fn a_file_that_is_not_a_ledger_is_refused_without_a_panic() {
     assert!(std::fs::read(dir.path().join("noise.db")).unwrap() == noise);
 }
 
-/// Bug: `checkpoint` opens the database read-write and switches it to WAL mode
-/// before it checks that the file is a ledger, so pointing `--db` at another
-/// program's SQLite file rewrites its header (bytes 18-19 become 2), and an empty
-/// file becomes a 4 KiB SQLite database.
+/// Regression: `checkpoint` opened the database read-write and switched it to WAL
+/// mode before it checked that the file is a ledger, so pointing `--db` at another
+/// program's SQLite file rewrote its header (bytes 18-19 became 2), and an empty
+/// file became a 4 KiB SQLite database.
 #[test]
 fn checkpoint_leaves_a_file_that_is_not_a_ledger_unchanged() {
     let dir = tempfile::tempdir().unwrap();

@@ -1038,9 +1038,9 @@ fn the_untouched_ledger_and_its_export_verify() {
 }
 
 /// Regression test for a bug found while writing these tests: a stored checkpoint
-/// whose body says `size 18446744073709551615` makes `verify` compute `cp.size + 1`
-/// in `Verifier::check_stored_checkpoint` (ledger/src/verify.rs), which overflows:
-/// a debug build panics (exit 101) instead of exiting 3. No key is needed: the size
+/// whose body says `size 18446744073709551615` made `verify` compute `cp.size + 1`
+/// in `Verifier::check_stored_checkpoint` (ledger/src/verify.rs), which overflowed:
+/// a debug build panicked (exit 101) instead of exiting 3. No key is needed: the size
 /// is checked before the signature, and a hostile export chooses every hash.
 #[test]
 fn a_stored_checkpoint_of_size_u64_max_is_a_break_not_a_panic() {

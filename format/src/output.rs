@@ -1,0 +1,78 @@
+//! Operator output shared by the airlock binaries: results on stdout (a closed pipe
+//! is not an error), errors and warnings on stderr, each error as "what happened"
+//! then "what to do".
+
+use std::fmt::Display;
+use std::io::Write;
+
+/// An error that says what the operator should do next.
+pub trait Hint: Display {
+    /// The "what to do" line.
+    fn hint(&self) -> String;
+}
+
+impl Hint for crate::Error {
+    fn hint(&self) -> String {
+        crate::Error::hint(self)
+    }
+}
+
+/// Where and how much to print, for one program.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    program: &'static str,
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Output {
+    /// `program` prefixes errors and warnings; `-q` / `-v`.
+    pub fn new(program: &'static str, quiet: bool, verbose: bool) -> Self {
+        Output {
+            program,
+            quiet,
+            verbose,
+        }
+    }
+
+    /// A result line (suppressed by `-q`).
+    pub fn line(&self, s: impl AsRef<str>) {
+        if !self.quiet {
+            stdout(s.as_ref());
+        }
+    }
+
+    /// A detail line (only with `-v`).
+    pub fn detail(&self, s: impl AsRef<str>) {
+        if self.verbose {
+            stdout(s.as_ref());
+        }
+    }
+
+    /// Machine output (JSON), printed even with `-q`.
+    pub fn json(&self, v: &serde_json::Value) {
+        stdout(&serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    /// Prints an error with its hint.
+    pub fn error(&self, e: &dyn Hint) {
+        let mut o = std::io::stderr().lock();
+        let _ = writeln!(o, "{}: error: {e}", self.program);
+        let _ = writeln!(o, "  what to do: {}", e.hint());
+    }
+
+    /// Prints a warning.
+    pub fn warn(&self, s: impl AsRef<str>) {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}: warning: {}",
+            self.program,
+            s.as_ref()
+        );
+    }
+}
+
+fn stdout(s: &str) {
+    // A closed pipe (`| head`) is not an error.
+    let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
