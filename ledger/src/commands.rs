@@ -107,10 +107,13 @@ fn verify(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<()> {
     let checkpoint = match &a.checkpoint {
         Some(path) => {
             let cp = Checkpoint::read(path)?;
-            // `requires = "key"` in the CLI guarantees a key here.
-            if let Some(k) = &key {
-                cp.verify(k)?;
-            }
+            // The CLI already requires --key with --checkpoint; fail closed anyway.
+            let k = key.as_ref().ok_or_else(|| {
+                Error::Invalid(
+                    "--checkpoint needs the host's public key: pass --key HOST.pub".into(),
+                )
+            })?;
+            cp.verify(k)?;
             out.detail(format!(
                 "checkpoint {}: ledger {} size {} signed at {}, signature good",
                 path.display(),

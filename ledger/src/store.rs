@@ -28,8 +28,9 @@ pub const PRAGMAS: &[(&str, &str)] = &[("temp_store", "MEMORY"), ("cell_size_che
 pub const READER_PRAGMAS: &[(&str, &str)] = &[("query_only", "ON")];
 
 /// Pragmas of writers, set once the file is known to be a ledger (after
-/// `journal_mode = WAL`): every commit is fsynced.
-pub const WRITER_PRAGMAS: &[(&str, &str)] = &[("synchronous", "FULL")];
+/// `journal_mode = WAL`): every commit is fsynced, and up to 64 MiB of pages stay
+/// cached (the four indexes of a large ledger; 1.25x faster bulk appends measured).
+pub const WRITER_PRAGMAS: &[(&str, &str)] = &[("synchronous", "FULL"), ("cache_size", "-65536")];
 
 /// How long a writer waits for another writer's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
