@@ -74,21 +74,6 @@ fn beside(db: &Path, name: &str) -> PathBuf {
     airlock_format::fsutil::parent_dir(db).join(name)
 }
 
-/// Who is running the command, for the `actor` column.
-fn actor() -> String {
-    let user = ["SUDO_USER", "USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|v| {
-            std::env::var(v)
-                .ok()
-                .filter(|s| !s.is_empty() && s.len() < 64)
-        });
-    format!("airlock-ledger:{}", user.as_deref().unwrap_or("unknown"))
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
-}
-
 fn verify(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<()> {
     let db = if a.export.is_none() {
         Some(db_path(cli)?)
@@ -400,7 +385,7 @@ fn checkpoint(cli: &Cli, a: &CheckpointArgs, out: &Output) -> Result<()> {
         check_out(&crate::checkpoint::signature_path(out), &keep)?;
     }
     let mut ledger = Ledger::open(&db)?;
-    let cp = ledger.checkpoint(&key, &actor())?;
+    let cp = ledger.checkpoint(&key, &crate::actor("airlock-ledger"))?;
     if let Some(path) = &a.out {
         cp.write(path)?;
     }

@@ -36,3 +36,20 @@ pub use store::{Head, Ledger, Query};
 pub use verify::{Report, VerifyOptions};
 
 pub use commands::main;
+
+/// The `actor` column for a command run by a person: `PROGRAM:USER`, the user
+/// taken from `SUDO_USER`, `USER`, `LOGNAME` or `USERNAME` (informational: the
+/// environment is not proof of identity; approvals are signed).
+pub fn actor(program: &str) -> String {
+    let user = ["SUDO_USER", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| {
+            std::env::var(v)
+                .ok()
+                .filter(|s| !s.is_empty() && s.len() < 64)
+        });
+    format!("{program}:{}", user.as_deref().unwrap_or("unknown"))
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}

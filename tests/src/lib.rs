@@ -61,6 +61,15 @@ where
     run(Command::new(bin("airlock-bundler")).args(args))
 }
 
+/// Runs `airlock-applier` with `args`.
+pub fn applier<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    run(Command::new(bin("airlock-applier")).args(args))
+}
+
 /// Runs `airlock-ledger` with `args`.
 pub fn ledger<I, S>(args: I) -> Run
 where
