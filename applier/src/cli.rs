@@ -27,6 +27,20 @@ pub enum Command {
     /// Prepare this host: state_dir (0700), the host key pair (host.key 0600,
     /// host.pub) and the ledger (ledger.db). Safe to run again.
     Init(InitArgs),
+    /// Check a bundle completely (release and vendor signatures, every size and
+    /// SHA-256, channel, expiry) and record the outcome in the ledger.
+    Verify(VerifyArgs),
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle.
+    #[arg(value_name = "FILE.airlock")]
+    pub file: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `init`.

@@ -1,12 +1,14 @@
-//! The airlock applier, the isolated-server side. This version has `init` only:
-//! it prepares a host (state directory, host key, ledger) from its profile. The
-//! rest of the card's commands (verify, plan, approve, apply, status, rollback,
-//! sync) are issue 4 onwards, and are not offered until they work.
+//! The airlock applier, the isolated-server side. This version has `init`, which
+//! prepares a host (state directory, host key, ledger) from its profile, and
+//! `verify`, which checks a bundle and records the outcome in the ledger. The rest
+//! of the card's commands (plan, approve, apply, status, rollback, sync) are issue 4
+//! onwards, and are not offered until they work.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod error;
 pub mod init;
+pub mod verify;
 
 pub use error::{Error, Result};
 
@@ -33,6 +35,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
     let out = Output::new("airlock-applier", cli.quiet, cli.verbose);
     let result = match &cli.command {
         Command::Init(a) => init::run(cli.profile.as_deref(), a, &out),
+        Command::Verify(a) => verify::run(cli.profile.as_deref(), a, &out),
     };
     match result {
         Ok(()) => Exit::Success,

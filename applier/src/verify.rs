@@ -1,0 +1,177 @@
+//! `verify`: checks a bundle completely against the profile's trust roots (the
+//! release signature, every size and SHA-256, every document's vendor signature)
+//! and this host's policy (channel, expiry), and records the outcome in the
+//! ledger: `bundle.verified`, or `bundle.rejected` with the reason. Nothing is
+//! written anywhere else. A verification failure exits 3, a policy refusal 4.
+
+use crate::error::{Error, Result};
+use airlock_format::Exit;
+use airlock_format::output::Output;
+use airlock_format::profile::{Profile, locate};
+use airlock_format::time;
+use airlock_format::trust::TrustRoots;
+use airlock_format::verify::{Bundle, Verified, verify_bundle};
+use airlock_ledger::{Ledger, NewEntry};
+use serde_json::json;
+use std::path::Path;
+
+/// Runs `verify FILE` for the profile at `profile` (or the default location).
+pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> Result<()> {
+    let profile = Profile::load(&locate(profile))?;
+    let mut ledger = open_ledger(&profile)?;
+    let actor = airlock_ledger::actor("airlock-applier");
+    let trust = TrustRoots::from_files(
+        profile.trust().vendor_keys(),
+        profile.trust().release_keys(),
+    )?;
+    let file = a.file.display().to_string();
+    let bundle = match check(&profile, &trust, &a.file) {
+        Ok(b) => b,
+        Err(e) => {
+            // Only a judgement on the bundle is recorded (exit 3 or 4); an I/O or
+            // configuration problem (exit 1) says nothing about it.
+            if matches!(e.exit(), Exit::Verification | Exit::Policy) {
+                let mut entry = NewEntry::new(
+                    "bundle.rejected",
+                    &actor,
+                    json!({ "file": file, "exit": e.exit() as u8, "reason": e.to_string() }),
+                );
+                if let Some(id) = &e.bundle_id {
+                    entry = entry.bundle(id);
+                }
+                ledger.append(entry)?;
+            }
+            return Err(*e.error);
+        }
+    };
+    let m = &bundle.manifest;
+    let head = ledger.append(
+        NewEntry::new(
+            "bundle.verified",
+            &actor,
+            json!({
+                "file": file,
+                "channel": m.channel,
+                "seq": m.seq,
+                "created": time::format(&m.created),
+                "expires": time::format(&m.expires),
+                "release_key": m.release_key,
+                "mitigations": bundle.documents.len(),
+                "retired": m.retired.len(),
+                "attachments": m.attachments.len(),
+            }),
+        )
+        .bundle(&m.id),
+    )?;
+    if a.json {
+        out.json(&json!({
+            "verified": true,
+            "bundle": file,
+            "id": m.id,
+            "channel": m.channel,
+            "seq": m.seq,
+            "expires": time::format(&m.expires),
+            "mitigations": bundle.documents.iter().map(|d| json!({
+                "id": d.mitigation.id,
+                "revision": d.mitigation.revision,
+                "vendor_key": d.vendor_key.to_string(),
+            })).collect::<Vec<_>>(),
+            "ledger_entry": head.seq,
+        }));
+        return Ok(());
+    }
+    out.line(format!(
+        "verified {file}: bundle {} (channel {}, seq {}) signed by release key {}; {} mitigations with valid vendor signatures, every size and SHA-256 matches",
+        m.id,
+        m.channel,
+        m.seq,
+        m.release_key,
+        bundle.documents.len()
+    ));
+    out.line(format!("  recorded as ledger entry {}", head.seq));
+    for d in &bundle.documents {
+        out.detail(format!(
+            "  {:<24} rev {:<4} {}",
+            d.mitigation.id, d.mitigation.revision, d.mitigation.title
+        ));
+    }
+    Ok(())
+}
+
+/// The host's ledger; a host without one has not been initialised.
+pub(crate) fn open_ledger(profile: &Profile) -> Result<Ledger> {
+    let db = profile.ledger_path();
+    if !db.exists() {
+        return Err(Error::State {
+            dir: profile.state_dir().to_path_buf(),
+            reason: "it holds no ledger.db: this host has not been initialised".into(),
+            hint: "run airlock-applier init (with the same --profile) first".into(),
+        });
+    }
+    Ok(Ledger::open(&db)?)
+}
+
+/// A refusal, with the bundle id when the manifest was trusted far enough to know it.
+struct Refusal {
+    error: Box<Error>,
+    bundle_id: Option<String>,
+}
+
+impl Refusal {
+    fn exit(&self) -> Exit {
+        self.error.exit()
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+/// Signatures and hashes, then this host's policy.
+fn check(
+    profile: &Profile,
+    trust: &TrustRoots,
+    file: &Path,
+) -> std::result::Result<Verified<Bundle>, Refusal> {
+    let bundle = verify_bundle(file, trust, None).map_err(|e| Refusal {
+        error: Box::new(e.into()),
+        bundle_id: None,
+    })?;
+    let m = &bundle.manifest;
+    let refuse = |reason: String, hint: String| Refusal {
+        error: Box::new(
+            airlock_format::Error::Policy {
+                what: format!("bundle {} ({})", m.id, file.display()),
+                reason,
+                hint,
+            }
+            .into(),
+        ),
+        bundle_id: Some(m.id.clone()),
+    };
+    let channel = profile.policy().channel();
+    if m.channel != channel {
+        return Err(refuse(
+            format!(
+                "it is for channel {}, and this host takes channel {channel}",
+                m.channel
+            ),
+            format!(
+                "carry a bundle built with --channel {channel}, or correct policy.channel in {}",
+                profile.path().display()
+            ),
+        ));
+    }
+    if let Some((_, at)) = bundle.expired_at(&time::now()) {
+        return Err(refuse(
+            format!(
+                "it expired at {}; its signatures are valid, but an expired bundle is never applied",
+                time::format(&at)
+            ),
+            "build and carry a fresh bundle".into(),
+        ));
+    }
+    Ok(bundle)
+}
