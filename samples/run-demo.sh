@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole airlock flow on the shipped samples, in a temporary directory,
 # printing each command: publish the sample vendor feed, fetch it into a verified
-# cache, build a signed bundle, inspect it, and verify it.
+# cache, build a signed bundle, inspect and verify it; then, on a host in the same
+# temporary directory: init, verify the bundle there (recorded in the ledger),
+# sign a checkpoint, and verify the ledger against it.
 # Uses the TEST-ONLY keys in samples/keys. Needs only the Rust toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +29,24 @@ step "$bin/airlock-bundler" verify "$work/samples.airlock" --release-key "$keys/
 if command -v minisign >/dev/null 2>&1; then
   step minisign -V -p "$keys/TEST-ONLY-release.pub" -m "$work/samples.airlock"
 fi
+
+# The isolated server: a profile trusting the TEST-ONLY keys, its state in $work.
+cat > "$work/host.toml" <<TOML
+host = "demo-host"
+state_dir = "$work/state"
+
+[trust]
+release_keys = ["$keys/TEST-ONLY-release.pub"]
+vendor_keys = ["$keys/TEST-ONLY-vendor.pub"]
+
+[policy]
+channel = "prod"
+TOML
+step "$bin/airlock-applier" --profile "$work/host.toml" init
+step "$bin/airlock-applier" --profile "$work/host.toml" verify "$work/samples.airlock"
+step "$bin/airlock-ledger" --profile "$work/host.toml" checkpoint --out "$work/checkpoint"
+step "$bin/airlock-ledger" --profile "$work/host.toml" log
+step "$bin/airlock-ledger" --profile "$work/host.toml" verify --checkpoint "$work/checkpoint" \
+  --key "$work/state/host.pub"
 echo
-echo "demo complete: the bundle verified end to end"
+echo "demo complete: the bundle verified end to end, and the host's ledger verifies against its checkpoint"
