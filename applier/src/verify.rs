@@ -34,7 +34,7 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
                 let mut entry = NewEntry::new(
                     "bundle.rejected",
                     &actor,
-                    json!({ "file": file, "exit": e.exit() as u8, "reason": e.to_string() }),
+                    json!({ "file": file, "exit": e.exit() as u8, "reason": bounded(&e.to_string()) }),
                 );
                 if let Some(id) = &e.bundle_id {
                     entry = entry.bundle(id);
@@ -96,6 +96,20 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
         ));
     }
     Ok(())
+}
+
+/// `s` cut to at most 4 KiB (on a character boundary), so a long error message
+/// always fits in a ledger entry.
+fn bounded(s: &str) -> String {
+    const MAX: usize = 4096;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// The host's ledger; a host without one has not been initialised.
