@@ -1,7 +1,8 @@
 //! The ledger under real processes: a writer killed with SIGKILL in the middle of
 //! appending leaves a ledger that verifies with every batch whole or absent; two
-//! writers at once queue instead of forking the chain; and a clock that goes
-//! backwards is a warning naming the entry, not a break.
+//! writers at once queue instead of forking the chain; `verify` and `export` while
+//! a writer appends see a consistent snapshot; and a clock that goes backwards is
+//! a warning naming the entry, not a break.
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use airlock_tests::{bin, fixture, ledger};
@@ -159,6 +160,43 @@ fn two_writers_at_once_queue_without_forking_the_chain() {
     assert_eq!(unique.len(), logged.len(), "a seq appears twice in the log");
     assert_eq!(logged, (1..=2 * EACH + 1).collect::<Vec<_>>());
     assert_eq!(entries[0]["kind"], "ledger.created");
+}
+
+#[test]
+fn verify_and_export_while_a_writer_appends_see_a_consistent_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = create(dir.path());
+    let mut writer = Command::new(bin("ledger-fixture"))
+        .args([os("append"), os(&db), os("100000"), os("3")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let mut sizes = Vec::new();
+    for round in 0..6 {
+        // Let the writer get ahead between reads.
+        for _ in 0..20 {
+            lines.next().unwrap().unwrap();
+        }
+        let report = verify_json(&db);
+        let n = report["entries"].as_u64().unwrap();
+        assert_eq!(
+            (n - 1) % 3,
+            0,
+            "round {round}: a snapshot inside a batch ({n})"
+        );
+        let export = dir.path().join(format!("export-{round}.jsonl"));
+        ledger([os("--db"), os(&db), os("export"), os("--out"), os(&export)]).expect(0);
+        ledger([os("verify"), os("--export"), os(&export)]).expect(0);
+        sizes.push(n);
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert!(
+        sizes.windows(2).all(|w| w[0] < w[1]),
+        "the writer kept appending: {sizes:?}"
+    );
+    verify_json(&db);
 }
 
 #[test]
