@@ -365,7 +365,7 @@ impl Ledger {
     ///
     /// Two threads share the work: this one reads rows from SQLite and copies them
     /// into batches; a second one checks and hashes them in order. At most
-    /// [`QUEUED_BATCHES`] batches wait between them, so memory stays bounded.
+    /// four batches of 1,024 rows wait between them, so memory stays bounded.
     pub fn verify(&self, opts: VerifyOptions<'_>) -> Result<Report> {
         self.check_schema()?;
         if self.stored_genesis() != genesis(self.id()) {
