@@ -2,7 +2,7 @@
 //! and carries a "what to do" hint.
 
 use airlock_format::Exit;
-use airlock_format::output::Hint;
+use airlock_format::output::OperatorError;
 use std::path::PathBuf;
 
 /// Result alias for the applier crate.
@@ -30,18 +30,15 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// The exit code this error maps to (design card §9).
-    pub fn exit(&self) -> Exit {
+impl OperatorError for Error {
+    fn exit(&self) -> Exit {
         match self {
             Error::Format(e) => e.exit(),
             Error::Ledger(e) => e.exit(),
             Error::State { .. } => Exit::Operational,
         }
     }
-}
 
-impl Hint for Error {
     fn hint(&self) -> String {
         match self {
             Error::Format(e) => e.hint(),

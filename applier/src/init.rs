@@ -28,20 +28,20 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::InitArgs, out: &Output) -> Re
         reason,
         hint: hint.into(),
     };
-    let created = match present {
+    let (created, ledger) = match present {
         [false, false, false] => {
             create_private_dir(state)?;
             let key = keys::generate(None, "host")?;
             fsutil::create_private(&key_path, key.secret.0.as_bytes())?;
             fsutil::write_atomic(&pub_path, key.public.as_bytes(), Some(0o644))?;
             let pk = PublicKey::from_file(&pub_path)?;
-            Ledger::create(
+            let ledger = Ledger::create(
                 &db,
                 profile.host(),
                 &pk,
                 &airlock_ledger::actor("airlock-applier init"),
             )?;
-            true
+            (true, ledger)
         }
         [true, true, true] => {
             let sk = SecretKey::from_file(&key_path, &PasswordSource::default())?;
@@ -68,7 +68,7 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::InitArgs, out: &Output) -> Re
                     "set host in the profile back to the ledger's host, or point state_dir at this host's own directory",
                 ));
             }
-            false
+            (false, ledger)
         }
         _ => {
             let names = ["host.key", "host.pub", "ledger.db"];
@@ -82,7 +82,6 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::InitArgs, out: &Output) -> Re
             ));
         }
     };
-    let ledger = Ledger::open_read_only(&db)?;
     let head = ledger.head()?;
     let key_id = ledger.host_key()?;
     if a.json {

@@ -37,11 +37,5 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
         Command::Init(a) => init::run(cli.profile.as_deref(), a, &out),
         Command::Verify(a) => verify::run(cli.profile.as_deref(), a, &out),
     };
-    match result {
-        Ok(()) => Exit::Success,
-        Err(e) => {
-            out.error(&e);
-            e.exit()
-        }
-    }
+    out.finish(result)
 }

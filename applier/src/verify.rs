@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use airlock_format::Exit;
-use airlock_format::output::Output;
+use airlock_format::output::{OperatorError, Output};
 use airlock_format::profile::{Profile, locate};
 use airlock_format::time;
 use airlock_format::trust::TrustRoots;
@@ -30,11 +30,12 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
         Err(e) => {
             // Only a judgement on the bundle is recorded (exit 3 or 4); an I/O or
             // configuration problem (exit 1) says nothing about it.
-            if matches!(e.exit(), Exit::Verification | Exit::Policy) {
+            let exit = e.error.exit();
+            if matches!(exit, Exit::Verification | Exit::Policy) {
                 let mut entry = NewEntry::new(
                     "bundle.rejected",
                     &actor,
-                    json!({ "file": file, "exit": e.exit() as u8, "reason": bounded(&e.to_string()) }),
+                    json!({ "file": file, "exit": exit as u8, "reason": bounded(&e.error.to_string()) }),
                 );
                 if let Some(id) = &e.bundle_id {
                     entry = entry.bundle(id);
@@ -129,18 +130,6 @@ pub(crate) fn open_ledger(profile: &Profile) -> Result<Ledger> {
 struct Refusal {
     error: Box<Error>,
     bundle_id: Option<String>,
-}
-
-impl Refusal {
-    fn exit(&self) -> Exit {
-        self.error.exit()
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
 }
 
 /// Signatures and hashes, then this host's policy.

@@ -42,11 +42,5 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
         Command::Inspect(a) => inspect::run_inspect(&a, &out),
         Command::Verify(a) => inspect::run_verify(&a, &out),
     };
-    match result {
-        Ok(()) => Exit::Success,
-        Err(e) => {
-            out.error(&e);
-            e.exit()
-        }
-    }
+    out.finish(result)
 }

@@ -2,18 +2,25 @@
 //! is not an error), errors and warnings on stderr, each error as "what happened"
 //! then "what to do".
 
+use crate::Exit;
 use std::fmt::Display;
 use std::io::Write;
 
-/// An error that says what the operator should do next.
-pub trait Hint: Display {
+/// An error as the binaries report it: what happened (`Display`), what to do,
+/// and the exit code.
+pub trait OperatorError: Display {
     /// The "what to do" line.
     fn hint(&self) -> String;
+    /// The exit code (design card §9).
+    fn exit(&self) -> Exit;
 }
 
-impl Hint for crate::Error {
+impl OperatorError for crate::Error {
     fn hint(&self) -> String {
         crate::Error::hint(self)
+    }
+    fn exit(&self) -> Exit {
+        crate::Error::exit(self)
     }
 }
 
@@ -55,10 +62,21 @@ impl Output {
     }
 
     /// Prints an error with its hint.
-    pub fn error(&self, e: &dyn Hint) {
+    pub fn error(&self, e: &dyn OperatorError) {
         let mut o = std::io::stderr().lock();
         let _ = writeln!(o, "{}: error: {e}", self.program);
         let _ = writeln!(o, "  what to do: {}", e.hint());
+    }
+
+    /// The exit code of a finished command, printing its error if it failed.
+    pub fn finish<E: OperatorError>(&self, result: Result<(), E>) -> Exit {
+        match result {
+            Ok(()) => Exit::Success,
+            Err(e) => {
+                self.error(&e);
+                e.exit()
+            }
+        }
     }
 
     /// Prints a warning.

@@ -34,20 +34,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
     };
     let out = Output::new("airlock-ledger", cli.quiet, cli.verbose);
     let json = matches!(&cli.command, Command::Verify(a) if a.json);
-    match run(&cli, &out) {
-        Ok(()) => Exit::Success,
-        Err(e) => {
-            if json {
-                let seq = match &e {
-                    Error::Broken { seq, .. } => *seq,
-                    _ => None,
-                };
-                out.json(&serde_json::json!({ "ok": false, "seq": seq, "error": e.to_string() }));
-            }
-            out.error(&e);
-            e.exit()
-        }
+    let result = run(&cli, &out);
+    if let (Err(e), true) = (&result, json) {
+        let seq = match e {
+            Error::Broken { seq, .. } => *seq,
+            _ => None,
+        };
+        out.json(&serde_json::json!({ "ok": false, "seq": seq, "error": e.to_string() }));
     }
+    out.finish(result)
 }
 
 fn run(cli: &Cli, out: &Output) -> Result<()> {

@@ -36,61 +36,57 @@ pub fn table_row(w: &mut impl Write, e: &Entry) -> io::Result<()> {
     )
 }
 
-/// An entry as JSON for `log --format json`, written without building a tree:
-/// `detail` is embedded as the stored JSON text when it is valid JSON (it always
-/// is for entries airlock wrote), else as a string.
-pub fn write_json(w: &mut impl Write, e: &Entry) -> io::Result<()> {
-    #[derive(serde::Serialize)]
-    struct Out<'a> {
-        seq: u64,
-        ts: &'a str,
-        host: &'a str,
-        actor: &'a str,
-        kind: &'a str,
-        bundle: Option<&'a str>,
-        mitigation: Option<&'a str>,
-        detail: Detail<'a>,
-        prev_hash: &'a str,
-        hash: &'a str,
-    }
-    #[derive(serde::Serialize)]
-    #[serde(untagged)]
-    enum Detail<'a> {
-        Json(&'a serde_json::value::RawValue),
-        Text(&'a str),
-    }
-    let detail = serde_json::from_str(&e.detail)
-        .map(Detail::Json)
-        .unwrap_or(Detail::Text(&e.detail));
-    let out = Out {
-        seq: e.seq,
-        ts: &e.ts,
-        host: &e.host,
-        actor: &e.actor,
-        kind: &e.kind,
-        bundle: e.bundle.as_deref(),
-        mitigation: e.mitigation.as_deref(),
-        detail,
-        prev_hash: &e.prev_hash,
-        hash: &e.hash,
-    };
-    serde_json::to_writer(w, &out).map_err(io::Error::from)
+/// An entry as JSON (`log --format json`, `show --json`): every column, with
+/// `detail` embedded as the stored JSON text when it is valid JSON (it always is
+/// for entries airlock wrote), else as a string.
+#[derive(serde::Serialize)]
+struct JsonEntry<'a> {
+    seq: u64,
+    ts: &'a str,
+    host: &'a str,
+    actor: &'a str,
+    kind: &'a str,
+    bundle: Option<&'a str>,
+    mitigation: Option<&'a str>,
+    detail: Detail<'a>,
+    prev_hash: &'a str,
+    hash: &'a str,
 }
 
-/// An entry as a JSON value, with `detail` parsed into an object (for `show`).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Detail<'a> {
+    Json(&'a serde_json::value::RawValue),
+    Text(&'a str),
+}
+
+impl<'a> JsonEntry<'a> {
+    fn of(e: &'a Entry) -> JsonEntry<'a> {
+        JsonEntry {
+            seq: e.seq,
+            ts: &e.ts,
+            host: &e.host,
+            actor: &e.actor,
+            kind: &e.kind,
+            bundle: e.bundle.as_deref(),
+            mitigation: e.mitigation.as_deref(),
+            detail: serde_json::from_str(&e.detail)
+                .map(Detail::Json)
+                .unwrap_or(Detail::Text(&e.detail)),
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
+        }
+    }
+}
+
+/// Writes an entry as JSON without building a tree (`log --format json`).
+pub fn write_json(w: &mut impl Write, e: &Entry) -> io::Result<()> {
+    serde_json::to_writer(w, &JsonEntry::of(e)).map_err(io::Error::from)
+}
+
+/// An entry as a JSON value (`show --json`), the same shape as [`write_json`].
 pub fn json_value(e: &Entry) -> serde_json::Value {
-    serde_json::json!({
-        "seq": e.seq,
-        "ts": e.ts,
-        "host": e.host,
-        "actor": e.actor,
-        "kind": e.kind,
-        "bundle": e.bundle,
-        "mitigation": e.mitigation,
-        "detail": e.detail_json(),
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    })
+    serde_json::to_value(JsonEntry::of(e)).unwrap_or_default()
 }
 
 /// One CSV record (with its line ending).

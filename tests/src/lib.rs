@@ -227,6 +227,59 @@ impl Fixture {
     }
 }
 
+/// An isolated server in a temporary directory: `host.toml` names host `exch01`,
+/// `state_dir` DIR/state, a channel, and (optionally) trusts a fixture's TEST-ONLY
+/// release and vendor keys.
+#[derive(Debug)]
+pub struct Host {
+    /// The temporary directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// A host on `channel`, trusting `keys`' TEST-ONLY keys when given.
+    pub fn new(channel: &str, keys: Option<&Fixture>) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = keys.map_or(String::new(), |f| {
+            format!(
+                "\n[trust]\nrelease_keys = [\"{}\"]\nvendor_keys = [\"{}\"]\n",
+                f.key("release.pub").display(),
+                f.key("vendor.pub").display()
+            )
+        });
+        std::fs::write(
+            dir.path().join("host.toml"),
+            format!(
+                "host = \"exch01\"\nstate_dir = \"{}\"\n{trust}\n[policy]\nchannel = \"{channel}\"\n",
+                dir.path().join("state").display()
+            ),
+        )
+        .unwrap();
+        Host { dir }
+    }
+    /// The profile.
+    pub fn profile(&self) -> PathBuf {
+        self.dir.path().join("host.toml")
+    }
+    /// `state_dir/NAME`.
+    pub fn state(&self, name: &str) -> PathBuf {
+        self.dir.path().join("state").join(name)
+    }
+    /// `airlock-applier --profile PROFILE ARGS`.
+    pub fn applier<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
+        applier(self.with_profile(args))
+    }
+    /// `airlock-ledger --profile PROFILE ARGS`.
+    pub fn ledger<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
+        ledger(self.with_profile(args))
+    }
+    fn with_profile<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Vec<std::ffi::OsString> {
+        let mut all = vec!["--profile".into(), self.profile().into_os_string()];
+        all.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+        all
+    }
+}
+
 /// Copies the files of `from` into `to` (one level).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -3,40 +3,11 @@
 //! safe to run again, and refuses a partial or mismatched state without changing it.
 #![allow(clippy::unwrap_used)]
 
-use airlock_tests::{applier, ledger};
-use std::path::{Path, PathBuf};
+use airlock_tests::{Host, applier};
+use std::path::Path;
 
-struct Host {
-    dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn new() -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("var/lib/airlock");
-        std::fs::write(
-            dir.path().join("host.toml"),
-            format!(
-                "host = \"exch01\"\nstate_dir = \"{}\"\n\n[policy]\nchannel = \"prod\"\n",
-                state.display()
-            ),
-        )
-        .unwrap();
-        Host { dir }
-    }
-    fn profile(&self) -> PathBuf {
-        self.dir.path().join("host.toml")
-    }
-    fn state(&self, name: &str) -> PathBuf {
-        self.dir.path().join("var/lib/airlock").join(name)
-    }
-    fn init(&self) -> airlock_tests::Run {
-        applier([
-            "--profile".as_ref(),
-            self.profile().as_os_str(),
-            "init".as_ref(),
-        ])
-    }
+fn init(h: &Host) -> airlock_tests::Run {
+    h.applier(&["init"])
 }
 
 #[cfg(unix)]
@@ -54,8 +25,8 @@ fn snapshot(h: &Host) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn init_prepares_a_host_whose_ledger_verifies() {
-    let h = Host::new();
-    let r = h.init().expect(0);
+    let h = Host::new("prod", None);
+    let r = init(&h).expect(0);
     assert!(
         r.stdout.starts_with("initialised host exch01 in "),
         "{}",
@@ -72,13 +43,7 @@ fn init_prepares_a_host_whose_ledger_verifies() {
         "the secret key was printed"
     );
 
-    let v = ledger([
-        "--profile".as_ref(),
-        h.profile().as_os_str(),
-        "verify".as_ref(),
-        "--json".as_ref(),
-    ])
-    .expect(0);
+    let v = h.ledger(&["verify", "--json"]).expect(0);
     let report: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(report["entries"], 1);
     assert_eq!(report["host"], "exch01");
@@ -88,34 +53,18 @@ fn init_prepares_a_host_whose_ledger_verifies() {
     );
 
     // A checkpoint signed with the key init made verifies against host.pub.
-    ledger([
-        "--profile".as_ref(),
-        h.profile().as_os_str(),
-        "checkpoint".as_ref(),
-    ])
-    .expect(0);
-    ledger([
-        "--profile".as_ref(),
-        h.profile().as_os_str(),
-        "verify".as_ref(),
-    ])
-    .expect(0);
+    h.ledger(&["checkpoint"]).expect(0);
+    h.ledger(&["verify"]).expect(0);
 }
 
 #[test]
 fn init_again_changes_nothing() {
-    let h = Host::new();
-    h.init().expect(0);
+    let h = Host::new("prod", None);
+    init(&h).expect(0);
     let before = snapshot(&h);
-    let r = h.init().expect(0);
+    let r = init(&h).expect(0);
     assert!(r.stdout.contains("already initialised"), "{}", r.stdout);
-    let j = applier([
-        "--profile".as_ref(),
-        h.profile().as_os_str(),
-        "init".as_ref(),
-        "--json".as_ref(),
-    ])
-    .expect(0);
+    let j = h.applier(&["init", "--json"]).expect(0);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(
         (v["created"].clone(), v["entries"].clone()),
@@ -127,11 +76,11 @@ fn init_again_changes_nothing() {
 #[test]
 fn a_partial_or_mismatched_state_is_refused_and_left_alone() {
     // A lost ledger is never replaced by a new one.
-    let h = Host::new();
-    h.init().expect(0);
+    let h = Host::new("prod", None);
+    init(&h).expect(0);
     std::fs::remove_file(h.state("ledger.db")).unwrap();
     let before = snapshot(&h);
-    let r = h.init().expect(1);
+    let r = init(&h).expect(1);
     assert!(
         r.stderr
             .contains("it holds host.key, host.pub but not ledger.db"),
@@ -142,14 +91,14 @@ fn a_partial_or_mismatched_state_is_refused_and_left_alone() {
     assert_eq!(snapshot(&h), before);
 
     // A host key swapped for another one.
-    let h = Host::new();
-    h.init().expect(0);
-    let other = Host::new();
-    other.init().expect(0);
+    let h = Host::new("prod", None);
+    init(&h).expect(0);
+    let other = Host::new("prod", None);
+    init(&other).expect(0);
     for f in ["host.key", "host.pub"] {
         std::fs::copy(other.state(f), h.state(f)).unwrap();
     }
-    let r = h.init().expect(1);
+    let r = init(&h).expect(1);
     assert!(
         r.stderr
             .contains("the ledger's checkpoints are signed by key"),
@@ -158,11 +107,11 @@ fn a_partial_or_mismatched_state_is_refused_and_left_alone() {
     );
 
     // The profile names another host than the ledger's.
-    let h = Host::new();
-    h.init().expect(0);
+    let h = Host::new("prod", None);
+    init(&h).expect(0);
     let text = std::fs::read_to_string(h.profile()).unwrap();
     std::fs::write(h.profile(), text.replace("exch01", "exch02")).unwrap();
-    let r = h.init().expect(1);
+    let r = init(&h).expect(1);
     assert!(
         r.stderr.contains("the ledger belongs to host exch01"),
         "{}",
@@ -172,9 +121,9 @@ fn a_partial_or_mismatched_state_is_refused_and_left_alone() {
 
 #[test]
 fn a_bad_profile_is_named_and_nothing_is_created() {
-    let h = Host::new();
+    let h = Host::new("prod", None);
     std::fs::write(h.profile(), "host = \"exch01\"\nstate_dir = \"relative\"\n").unwrap();
-    let r = h.init().expect(1);
+    let r = init(&h).expect(1);
     assert!(r.stderr.contains("host.toml"), "{}", r.stderr);
     assert!(!h.dir.path().join("relative").exists());
     let r = applier(["--profile", "/nonexistent/host.toml", "init"]).expect(1);
