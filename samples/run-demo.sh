@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole airlock flow on the shipped samples, in a temporary directory,
 # printing each command: publish the sample vendor feed, fetch it into a verified
-# cache, build a signed bundle, inspect and verify it; then, on a host in the same
-# temporary directory: init, verify the bundle there (recorded in the ledger),
-# sign a checkpoint, and verify the ledger against it.
+# cache, build a signed bundle, inspect and verify it; then, on the sample lab
+# server (samples/hosts/lab01 copied to a temporary host root): init, verify the
+# bundle there, plan, apply, status, apply again (nothing to do), roll one
+# mitigation back, then everything, and verify the ledger against a checkpoint.
 # Uses the TEST-ONLY keys in samples/keys. Needs only the Rust toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,23 +31,32 @@ if command -v minisign >/dev/null 2>&1; then
   step minisign -V -p "$keys/TEST-ONLY-release.pub" -m "$work/samples.airlock"
 fi
 
-# The isolated server: a profile trusting the TEST-ONLY keys, its state in $work.
-cat > "$work/host.toml" <<TOML
-host = "demo-host"
-state_dir = "$work/state"
-
-[trust]
-release_keys = ["$keys/TEST-ONLY-release.pub"]
-vendor_keys = ["$keys/TEST-ONLY-vendor.pub"]
-
-[policy]
-channel = "prod"
-TOML
-step "$bin/airlock-applier" --profile "$work/host.toml" init
-step "$bin/airlock-applier" --profile "$work/host.toml" verify "$work/samples.airlock"
-step "$bin/airlock-ledger" --profile "$work/host.toml" checkpoint --out "$work/checkpoint"
-step "$bin/airlock-ledger" --profile "$work/host.toml" log
-step "$bin/airlock-ledger" --profile "$work/host.toml" verify --checkpoint "$work/checkpoint" \
-  --key "$work/state/host.pub"
+# The isolated server: the sample lab host (samples/profiles/lab.toml), with its
+# root, state and trusted keys pointed into $work.
+cp -r samples/hosts/lab01 "$work/root"
+sed -e "s#^root = \"/\"#root = \"$work/root\"#" \
+    -e "s#^state_dir = .*#state_dir = \"$work/state\"#" \
+    -e "s#/etc/airlock/keys/release.pub#$keys/TEST-ONLY-release.pub#" \
+    -e "s#/etc/airlock/keys/vendor.pub#$keys/TEST-ONLY-vendor.pub#" \
+    samples/profiles/lab.toml > "$work/host.toml"
+if ! command -v systemctl >/dev/null 2>&1; then
+  # service-disable (AM-2024-0001, cups-browsed) needs systemd's systemctl; without it
+  # the demo host does not list cups-browsed, so that mitigation is "not applicable".
+  echo "(systemctl is not installed: leaving cups-browsed out of the demo host's [products])"
+  sed -i.orig '/^cups-browsed = /d' "$work/host.toml"
+fi
+export AIRLOCK_PROFILE="$work/host.toml"
+step "$bin/airlock-applier" init
+step "$bin/airlock-applier" verify "$work/samples.airlock"
+step "$bin/airlock-applier" plan "$work/samples.airlock" --out "$work/plan.json"
+step "$bin/airlock-applier" apply "$work/samples.airlock" --yes
+step "$bin/airlock-applier" status
+step "$bin/airlock-applier" apply "$work/samples.airlock" --yes
+step "$bin/airlock-applier" rollback AM-2022-0002
+step "$bin/airlock-applier" rollback --all
+step diff -r samples/hosts/lab01 "$work/root"
+step "$bin/airlock-ledger" checkpoint --out "$work/checkpoint"
+step "$bin/airlock-ledger" log
+step "$bin/airlock-ledger" verify --checkpoint "$work/checkpoint" --key "$work/state/host.pub"
 echo
-echo "demo complete: the bundle verified end to end, and the host's ledger verifies against its checkpoint"
+echo "demo complete: the bundle verified end to end, was applied and rolled back on the lab host (its root is back to the original), and the ledger verifies against its checkpoint"

@@ -30,6 +30,17 @@ pub enum Command {
     /// Check a bundle completely (release and vendor signatures, every size and
     /// SHA-256, channel, expiry) and record the outcome in the ledger.
     Verify(VerifyArgs),
+    /// Show what applying a bundle would do, per mitigation and why, with the
+    /// diff of every file; changes nothing on the host.
+    Plan(PlanArgs),
+    /// Apply a bundle: all-or-nothing, every file written atomically, every step
+    /// in the ledger, ending with a checkpoint.
+    Apply(ApplyArgs),
+    /// Show the applied mitigations and any drift of the files and units airlock
+    /// manages.
+    Status(StatusArgs),
+    /// Take mitigations off this host, restoring every pre-image.
+    Rollback(RollbackArgs),
 }
 
 /// `verify`.
@@ -46,6 +57,66 @@ pub struct VerifyArgs {
 /// `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The bundle.
+    #[arg(value_name = "FILE.airlock")]
+    pub file: PathBuf,
+    /// Also write the plan (with its hash) to this file.
+    #[arg(long, value_name = "PLAN.json")]
+    pub out: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The bundle.
+    #[arg(value_name = "FILE.airlock")]
+    pub file: PathBuf,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Overwrite managed files and units that were changed outside airlock.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON (implies no prompt; needs --yes).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Mitigation ids to take off.
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub ids: Vec<String>,
+    /// Take off every applied mitigation.
+    #[arg(long)]
+    pub all: bool,
+    /// Roll back even over changes made outside airlock (they are lost).
+    #[arg(long)]
+    pub force: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -1,13 +1,26 @@
-//! The airlock applier, the isolated-server side. This version has `init`, which
-//! prepares a host (state directory, host key, ledger) from its profile, and
-//! `verify`, which checks a bundle and records the outcome in the ledger. The rest
-//! of the card's commands (plan, approve, apply, status, rollback, sync) are issue 4
-//! onwards, and are not offered until they work.
+//! The airlock applier, the isolated-server side: `init` prepares a host (state
+//! directory, host key, ledger), `verify` checks a bundle, `plan` shows what it
+//! would change, `apply` changes the host all-or-nothing, `status` shows what is
+//! applied and what drifted, `rollback` takes mitigations off. Every step is in
+//! the ledger. `approve` and `sync` (change control, inbox) are not offered until
+//! they work.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
+pub mod config_edit;
+pub mod desired;
+pub mod engine;
 pub mod error;
 pub mod init;
+pub mod plan;
+pub mod render;
+pub mod rollback;
+pub mod root;
+pub mod session;
+pub mod state;
+pub mod status;
+pub mod systemd;
 pub mod verify;
 
 pub use error::{Error, Result};
@@ -36,6 +49,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
     let result = match &cli.command {
         Command::Init(a) => init::run(cli.profile.as_deref(), a, &out),
         Command::Verify(a) => verify::run(cli.profile.as_deref(), a, &out),
+        Command::Plan(a) => apply::run_plan(cli.profile.as_deref(), a, &out),
+        Command::Apply(a) => apply::run_apply(cli.profile.as_deref(), a, &out),
+        Command::Status(a) => status::run(cli.profile.as_deref(), a, &out),
+        Command::Rollback(a) => rollback::run(cli.profile.as_deref(), a, &out),
     };
     out.finish(result)
 }

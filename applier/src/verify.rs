@@ -19,13 +19,61 @@ use std::path::Path;
 pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> Result<()> {
     let profile = Profile::load(&locate(profile))?;
     let mut ledger = open_ledger(&profile)?;
-    let actor = airlock_ledger::actor("airlock-applier");
+    let actor = airlock_ledger::actor("airlock-applier verify");
+    let (bundle, seq) = accept(&profile, &mut ledger, &actor, &a.file)?;
+    crate::engine::sign(&profile, &mut ledger, &actor)?;
+    let file = a.file.display().to_string();
+    let m = &bundle.manifest;
+    if a.json {
+        out.json(&json!({
+            "verified": true,
+            "bundle": file,
+            "id": m.id,
+            "channel": m.channel,
+            "seq": m.seq,
+            "expires": time::format(&m.expires),
+            "mitigations": bundle.documents.iter().map(|d| json!({
+                "id": d.mitigation.id,
+                "revision": d.mitigation.revision,
+                "vendor_key": d.vendor_key.to_string(),
+            })).collect::<Vec<_>>(),
+            "ledger_entry": seq,
+        }));
+        return Ok(());
+    }
+    out.line(format!(
+        "verified {file}: bundle {} (channel {}, seq {}) signed by release key {}; {} mitigations with valid vendor signatures, every size and SHA-256 matches",
+        m.id,
+        m.channel,
+        m.seq,
+        m.release_key,
+        bundle.documents.len()
+    ));
+    out.line(format!("  recorded as ledger entry {seq}"));
+    for d in &bundle.documents {
+        out.detail(format!(
+            "  {:<24} rev {:<4} {}",
+            d.mitigation.id, d.mitigation.revision, d.mitigation.title
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `file` against the profile's trust roots and policy and records the
+/// outcome (`bundle.verified` or `bundle.rejected`); returns the verified bundle
+/// and the ledger entry that records it.
+pub fn accept(
+    profile: &Profile,
+    ledger: &mut Ledger,
+    actor: &str,
+    path: &Path,
+) -> Result<(Verified<Bundle>, u64)> {
     let trust = TrustRoots::from_files(
         profile.trust().vendor_keys(),
         profile.trust().release_keys(),
     )?;
-    let file = a.file.display().to_string();
-    let bundle = match check(&profile, &trust, &a.file) {
+    let file = path.display().to_string();
+    let bundle = match check(profile, &trust, path) {
         Ok(b) => b,
         Err(e) => {
             // Only a judgement on the bundle is recorded (exit 3 or 4); an I/O or
@@ -34,13 +82,14 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
             if matches!(exit, Exit::Verification | Exit::Policy) {
                 let mut entry = NewEntry::new(
                     "bundle.rejected",
-                    &actor,
+                    actor,
                     json!({ "file": file, "exit": exit as u8, "reason": bounded(&e.error.to_string()) }),
                 );
                 if let Some(id) = &e.bundle_id {
                     entry = entry.bundle(id);
                 }
                 ledger.append(entry)?;
+                crate::engine::sign(profile, ledger, actor)?;
             }
             return Err(*e.error);
         }
@@ -49,7 +98,7 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
     let head = ledger.append(
         NewEntry::new(
             "bundle.verified",
-            &actor,
+            actor,
             json!({
                 "file": file,
                 "channel": m.channel,
@@ -64,44 +113,12 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
         )
         .bundle(&m.id),
     )?;
-    if a.json {
-        out.json(&json!({
-            "verified": true,
-            "bundle": file,
-            "id": m.id,
-            "channel": m.channel,
-            "seq": m.seq,
-            "expires": time::format(&m.expires),
-            "mitigations": bundle.documents.iter().map(|d| json!({
-                "id": d.mitigation.id,
-                "revision": d.mitigation.revision,
-                "vendor_key": d.vendor_key.to_string(),
-            })).collect::<Vec<_>>(),
-            "ledger_entry": head.seq,
-        }));
-        return Ok(());
-    }
-    out.line(format!(
-        "verified {file}: bundle {} (channel {}, seq {}) signed by release key {}; {} mitigations with valid vendor signatures, every size and SHA-256 matches",
-        m.id,
-        m.channel,
-        m.seq,
-        m.release_key,
-        bundle.documents.len()
-    ));
-    out.line(format!("  recorded as ledger entry {}", head.seq));
-    for d in &bundle.documents {
-        out.detail(format!(
-            "  {:<24} rev {:<4} {}",
-            d.mitigation.id, d.mitigation.revision, d.mitigation.title
-        ));
-    }
-    Ok(())
+    Ok((bundle, head.seq))
 }
 
 /// `s` cut to at most 4 KiB (on a character boundary), so a long error message
 /// always fits in a ledger entry.
-fn bounded(s: &str) -> String {
+pub(crate) fn bounded(s: &str) -> String {
     const MAX: usize = 4096;
     if s.len() <= MAX {
         return s.to_string();

@@ -1,5 +1,6 @@
 //! The applier's own command-line checks: version, usage errors (exit 2), and the
-//! commands that are not built yet being refused rather than pretending to work.
+//! commands that are not built yet (approve, sync) being refused rather than
+//! pretending to work.
 //! (Being an integration test of this package also makes `cargo test --workspace`
 //! build the `airlock-applier` binary that the end-to-end tests in `tests/` run.)
 #![allow(clippy::unwrap_used)]
@@ -42,8 +43,29 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn changing_commands_need_their_arguments() {
+    for args in [
+        &["plan"][..],
+        &["apply"][..],
+        &["rollback"][..],
+        &["rollback", "AM-1", "--all"][..],
+    ] {
+        let (code, _, err) = applier(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn apply_without_a_terminal_needs_yes_and_changes_nothing() {
+    // Refused before the profile is even read: exit 2 with the reason.
+    let (code, _, err) = applier(&["--profile", "/nonexistent/host.toml", "apply", "x.airlock"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pass --yes"), "{err}");
+}
+
+#[test]
 fn commands_not_built_yet_are_not_offered() {
-    for cmd in ["plan", "apply", "status", "rollback", "sync", "approve"] {
+    for cmd in ["sync", "approve"] {
         let (code, _, err) = applier(&[cmd]);
         assert_eq!(code, 2, "{cmd}: {err}");
         assert!(err.contains("unrecognized subcommand"), "{cmd}: {err}");

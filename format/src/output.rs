@@ -42,6 +42,11 @@ impl Output {
         }
     }
 
+    /// True with `-v` (for output that is costly to prepare).
+    pub fn is_verbose(&self) -> bool {
+        self.verbose
+    }
+
     /// A result line (suppressed by `-q`).
     pub fn line(&self, s: impl AsRef<str>) {
         if !self.quiet {

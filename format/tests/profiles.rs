@@ -1,5 +1,5 @@
 //! Every sample host profile in `samples/profiles/` loads, declares the web server
-//! its file name says, and lists at least one product that a sample mitigation in
+//! its file name says (`lab`, the sample host root's profile, has none), and lists at least one product that a sample mitigation in
 //! `samples/feed/mitigations/` applies to.
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
@@ -31,11 +31,17 @@ fn every_sample_profile_loads() {
         .iter()
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["apache", "iis", "nginx", "none"]);
+    assert_eq!(names, ["apache", "iis", "lab", "nginx", "none"]);
 
     for (path, name) in files.iter().zip(&names) {
         let profile = Profile::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(profile.web().server().as_str(), name, "{}", path.display());
+        let server = if name == "lab" { "none" } else { name.as_str() };
+        assert_eq!(
+            profile.web().server().as_str(),
+            server,
+            "{}",
+            path.display()
+        );
         match profile.web().server() {
             WebServer::Iis => assert!(profile.web().web_config().is_some()),
             WebServer::Nginx | WebServer::Apache => assert!(profile.web().include_dir().is_some()),

@@ -257,6 +257,70 @@ impl Host {
         .unwrap();
         Host { dir }
     }
+    /// The sample lab server: `samples/hosts/lab01` copied to DIR/root, and
+    /// `samples/profiles/lab.toml` with `root`, `state_dir` and `[trust]` pointed
+    /// at the copy, DIR/state and `keys`' TEST-ONLY keys.
+    pub fn lab(keys: &Fixture) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(
+            &root().join("samples/hosts/lab01"),
+            &dir.path().join("root"),
+        );
+        let profile = std::fs::read_to_string(root().join("samples/profiles/lab.toml"))
+            .unwrap()
+            .replace(
+                "root = \"/\"",
+                &format!("root = \"{}\"", dir.path().join("root").display()),
+            )
+            .replace(
+                "state_dir = \"/var/lib/airlock\"",
+                &format!("state_dir = \"{}\"", dir.path().join("state").display()),
+            )
+            .replace(
+                "/etc/airlock/keys/release.pub",
+                &keys.key("release.pub").display().to_string(),
+            )
+            .replace(
+                "/etc/airlock/keys/vendor.pub",
+                &keys.key("vendor.pub").display().to_string(),
+            );
+        std::fs::write(dir.path().join("host.toml"), profile).unwrap();
+        Host { dir }
+    }
+
+    /// A host for generated [`mitigation_xml`] documents (product `bench` 1.5, no
+    /// web server): DIR/root holds `/etc/bench/conf.d/` and `/etc/bench/app.ini`.
+    pub fn bench(keys: &Fixture) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("root/etc/bench");
+        std::fs::create_dir_all(etc.join("conf.d")).unwrap();
+        std::fs::write(
+            etc.join("app.ini"),
+            "; bench application\n[s]\nname = bench\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("host.toml"),
+            format!(
+                "host = \"bench01\"\nroot = \"{}\"\nstate_dir = \"{}\"\n\n[products]\nbench = \"1.5\"\n\n[web]\nserver = \"none\"\n\n[trust]\nrelease_keys = [\"{}\"]\nvendor_keys = [\"{}\"]\n\n[policy]\nchannel = \"prod\"\n",
+                dir.path().join("root").display(),
+                dir.path().join("state").display(),
+                keys.key("release.pub").display(),
+                keys.key("vendor.pub").display()
+            ),
+        )
+        .unwrap();
+        Host { dir }
+    }
+
+    /// `DIR/root/PATH` for an absolute action path.
+    pub fn file(&self, path: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("root")
+            .join(path.trim_start_matches('/'))
+    }
+
     /// The profile.
     pub fn profile(&self) -> PathBuf {
         self.dir.path().join("host.toml")
@@ -287,6 +351,23 @@ pub fn copy_dir(from: &Path, to: &Path) {
         let e = e.unwrap();
         if e.file_type().unwrap().is_file() {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Copies a directory tree (files, directories and symbolic links as links).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            copy_tree(&src, &dst);
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
         }
     }
 }
