@@ -130,13 +130,17 @@ pub fn execute(
     let command = plan.command;
     let bundle = plan.bundle.as_ref().map(|b| b.id.clone());
     let run = run_id(&plan.hash);
-    for content in plan
+    let mut seen = BTreeSet::new();
+    let preimages: Vec<&[u8]> = plan
         .files
         .iter()
         .filter_map(|f| f.before_content.as_deref())
         .chain(plan.keep.iter().map(Vec::as_slice))
-    {
-        cx.store.keep_preimage(content)?;
+        .filter(|c| seen.insert(sha256_hex(c)))
+        .collect();
+    let (_, failed) = parallel(&preimages, |c| cx.store.keep_preimage(c));
+    if let Some((_, e)) = failed {
+        return Err(e);
     }
     cx.store.sync_preimages()?;
 
@@ -186,33 +190,26 @@ pub fn execute(
     }
     cx.ledger.append(started)?;
 
-    // The steps.
+    // The steps: files (in parallel: each is independent, and fsync latency, not
+    // CPU, is what a run waits for), then units in order.
+    let root = cx.root;
+    let (results, failed) = parallel(&plan.files, |f| match (&f.after, &f.after_content) {
+        (Some(t), Some(c)) => root
+            .write(&f.path, c, t.mode, f.owner)
+            .map(|(dir, meta)| (dir, Some((f.path.clone(), meta)))),
+        _ => root.remove(&f.path).map(|dir| (dir, None)),
+    });
+    let mut done = results.len();
     let mut dirs = BTreeSet::new();
-    let mut written = Vec::with_capacity(plan.files.len());
-    let mut failure = None;
-    let mut done = 0;
-    for f in &plan.files {
-        let step = match (&f.after, &f.after_content) {
-            (Some(t), Some(c)) => cx
-                .root
-                .write(&f.path, c, t.mode, f.owner)
-                .map(|(dir, meta)| {
-                    written.push((f.path.clone(), meta));
-                    dir
-                }),
-            _ => cx.root.remove(&f.path),
-        };
-        match step {
-            Ok(dir) => {
-                dirs.insert(dir);
-                done += 1;
-            }
-            Err(e) => {
-                failure = Some((format!("file {}", f.path), f.mitigations.clone(), e));
-                break;
-            }
-        }
+    let mut written = Vec::with_capacity(results.len());
+    for (dir, meta) in results {
+        dirs.insert(dir);
+        written.extend(meta);
     }
+    let mut failure = failed.map(|(i, e)| match plan.files.get(i) {
+        Some(f) => (format!("file {}", f.path), f.mitigations.clone(), e),
+        None => ("the file steps".to_string(), Vec::new(), e),
+    });
     if failure.is_none() {
         for u in &plan.units {
             let step = cx.root.check_unit(&u.unit).and_then(|()| match u.op {
@@ -271,37 +268,52 @@ pub fn recover(cx: &mut Context<'_>) -> Result<()> {
     }
     let journal = read_journal(cx.store)?;
     let committed = match &journal.commit {
-        Some(_) => ledger_has_completed(cx.ledger, &journal)?,
-        None => false,
+        Some(state)
+            if ledger_has(
+                cx.ledger,
+                &journal,
+                &format!("{}.completed", journal.command),
+            )? =>
+        {
+            Some(state)
+        }
+        _ => None,
     };
-    let outcome = match (&journal.commit, committed) {
-        (Some(state), true) => {
-            finish(cx.store, state)?;
+    let outcome = match committed {
+        Some(state) => {
+            cx.store.save(state)?;
             "finished"
         }
-        _ => {
+        None => {
             undo(cx.root, cx.systemd, cx.store, &journal)?;
-            remove_journal(cx.store)?;
             "undone"
         }
     };
-    let mut entry = NewEntry::new(
-        "apply.interrupted",
-        &cx.actor,
-        json!({
-            "run": journal.run,
-            "command": journal.command,
-            "plan": journal.plan,
-            "started": journal.started,
-            "outcome": outcome,
-            "files": journal.files.len(),
-            "units": journal.units.len(),
-        }),
-    );
-    if let Some(b) = &journal.bundle {
-        entry = entry.bundle(b);
+    // Recorded before the journal goes, so that a crash from here on is recovered
+    // (and recorded) again; a second recovery does not record it twice.
+    if !ledger_has(cx.ledger, &journal, "apply.interrupted")? {
+        let mut entry = NewEntry::new(
+            "apply.interrupted",
+            &cx.actor,
+            json!({
+                "run": journal.run,
+                "command": journal.command,
+                "plan": journal.plan,
+                "started": journal.started,
+                "outcome": outcome,
+                "files": journal.files.len(),
+                "units": journal.units.len(),
+            }),
+        );
+        if let Some(b) = &journal.bundle {
+            entry = entry.bundle(b);
+        }
+        cx.ledger.append(entry)?;
     }
-    cx.ledger.append(entry)?;
+    match committed {
+        Some(state) => finish(cx.store, state)?,
+        None => remove_journal(cx.store)?,
+    }
     checkpoint(cx)?;
     cx.out.warn(format!(
         "the {} run {} (started {}) was interrupted; it has been {outcome} and recorded in the ledger as apply.interrupted",
@@ -380,6 +392,69 @@ fn fail(
     })
 }
 
+/// What one worker of [`parallel`] did: its results, and the error it stopped at.
+type Outcomes<R> = (Vec<R>, Option<(usize, Error)>);
+
+/// Most threads a run writes files with.
+const WRITERS: usize = 8;
+
+/// Runs `f` on every item, on up to [`WRITERS`] threads (one below 32 items, so
+/// small runs stay strictly in order). Stops taking new items after the first
+/// error; returns the results of the items that succeeded and the first error
+/// with its index.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Outcomes<R> {
+    let threads = if items.len() < 32 { 1 } else { WRITERS };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let work = || {
+        let mut ok = Vec::new();
+        let mut err = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            match f(item) {
+                Ok(r) => ok.push(r),
+                Err(e) => {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    err = Some((i, e));
+                }
+            }
+        }
+        (ok, err)
+    };
+    let outcomes: Vec<Outcomes<R>> = if threads == 1 {
+        vec![work()]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        let e = Error::Tool {
+                            what: "a writer thread".into(),
+                            reason: "it panicked".into(),
+                            hint: "report this as a bug".into(),
+                        };
+                        (Vec::new(), Some((usize::MAX, e)))
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut all = Vec::with_capacity(items.len());
+    let mut first: Option<(usize, Error)> = None;
+    for (ok, err) in outcomes {
+        all.extend(ok);
+        if let Some((i, e)) = err
+            && first.as_ref().is_none_or(|(j, _)| i < *j)
+        {
+            first = Some((i, e));
+        }
+    }
+    (all, first)
+}
+
 /// Puts every file of the journal back to its pre-image and every unit back to
 /// its state; steps never reached are already there, so this is idempotent.
 fn undo(root: &HostRoot, systemd: &Systemd, store: &StateDir, journal: &Journal) -> Result<()> {
@@ -424,8 +499,9 @@ fn finish(store: &StateDir, state: &State) -> Result<()> {
     store.drop_preimages_except(&used)
 }
 
-fn ledger_has_completed(ledger: &Ledger, journal: &Journal) -> Result<bool> {
-    let kind = format!("{}.completed", journal.command);
+/// Whether the ledger holds an entry of `kind` for the journal's run (written
+/// after the run started).
+fn ledger_has(ledger: &Ledger, journal: &Journal, kind: &str) -> Result<bool> {
     let head = ledger.head()?.seq;
     for seq in journal.ledger_head + 1..=head {
         if let Some(e) = ledger.entry(seq)?
