@@ -12,7 +12,7 @@ use airlock_applier::config_edit;
 use airlock_applier::desired::{Decision, Desired, Verdict};
 use airlock_applier::plan::{self, Header, Host};
 use airlock_applier::root::HostRoot;
-use airlock_applier::state::{State, StateDir, Step};
+use airlock_applier::state::{EditFormat, State, StateDir, Step};
 use airlock_applier::systemd::Systemd;
 use airlock_format::mitigation::ConfigFormat;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -69,7 +69,7 @@ fn plan_make(c: &mut Criterion) {
                     },
                     Step::ConfigSet {
                         path: "/etc/bench/app.ini".into(),
-                        format: "ini".into(),
+                        format: EditFormat::Ini,
                         section: Some(format!("m{}", i % 50)),
                         key: format!("k{i}"),
                         value: format!("v{i}"),

@@ -19,7 +19,6 @@ use crate::root::{FileMeta, FileNow, HostRoot};
 use crate::state::{ManagedFile, ManagedUnit, State, StateDir, Step};
 use crate::systemd::Systemd;
 use airlock_format::hash::sha256_hex;
-use airlock_format::mitigation::ConfigFormat;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -464,13 +463,9 @@ fn fold(
                     path: path.into(),
                     reason: "it is not UTF-8 text, so airlock cannot set a key in it".into(),
                 })?;
-                let format = if format == "ini" {
-                    ConfigFormat::Ini
-                } else {
-                    ConfigFormat::KeyValue
-                };
                 content = Some(
-                    config_edit::set(&text, format, section.as_deref(), key, value).into_bytes(),
+                    config_edit::set(&text, format.config(), section.as_deref(), key, value)
+                        .into_bytes(),
                 );
             }
             Step::ServiceDisable { .. } => {}

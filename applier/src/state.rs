@@ -71,7 +71,7 @@ pub enum Step {
         /// Action path.
         path: String,
         /// `ini` or `keyvalue`.
-        format: String,
+        format: EditFormat,
         /// ini section.
         section: Option<String>,
         /// Key.
@@ -111,10 +111,9 @@ impl Step {
             } => Step::ConfigSet {
                 path: path.clone(),
                 format: match format {
-                    ConfigFormat::Ini => "ini",
-                    ConfigFormat::KeyValue => "keyvalue",
-                }
-                .into(),
+                    ConfigFormat::Ini => EditFormat::Ini,
+                    ConfigFormat::KeyValue => EditFormat::Keyvalue,
+                },
                 section: section.clone(),
                 key: key.clone(),
                 value: value.clone(),
@@ -145,6 +144,26 @@ impl Step {
                 None => format!("config-set {path} {key} = {value}"),
             },
             Step::ServiceDisable { unit } => format!("service-disable {unit}"),
+        }
+    }
+}
+
+/// The syntax of a `config-set` file, as `state.json` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EditFormat {
+    /// `[section]` and `key = value` lines.
+    Ini,
+    /// `key = value` or `key value` lines.
+    Keyvalue,
+}
+
+impl EditFormat {
+    /// The editor's format.
+    pub fn config(self) -> ConfigFormat {
+        match self {
+            EditFormat::Ini => ConfigFormat::Ini,
+            EditFormat::Keyvalue => ConfigFormat::KeyValue,
         }
     }
 }
