@@ -9,7 +9,7 @@ use crate::cli::{ApplyArgs, PlanArgs};
 use crate::desired::{self, Verdict};
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::plan::{self, BundleRef, Header, Host, Plan};
+use crate::plan::{BundleRef, Plan};
 use crate::render;
 use crate::session::Session;
 use airlock_format::Exit;
@@ -186,31 +186,15 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
 /// The plan for a verified bundle on this session's host.
 fn make(s: &mut Session, bundle: &Verified<Bundle>, file: &Path) -> Result<Plan> {
     let state = s.store.load()?;
-    let now = time::now();
-    let desired = desired::from_bundle(bundle, &s.profile, &state, &now);
+    let desired = desired::from_bundle(bundle, &s.profile, &state, &time::now());
     let m = &bundle.manifest;
-    plan::make(
-        &Host {
-            root: &s.root,
-            systemd: &s.systemd,
-            store: &s.store,
-            state: &state,
-        },
-        &desired,
-        Header {
-            command: "apply",
-            host: s.profile.host().into(),
-            profile_sha256: s.profile_sha256.clone(),
-            bundle: Some(BundleRef {
-                id: m.id.clone(),
-                channel: m.channel.clone(),
-                seq: m.seq,
-                file: file.display().to_string(),
-            }),
-            scope: None,
-            now: time::format(&now),
-        },
-    )
+    let bundle = BundleRef {
+        id: m.id.clone(),
+        channel: m.channel.clone(),
+        seq: m.seq,
+        file: file.display().to_string(),
+    };
+    s.plan(&state, &desired, "apply", Some(bundle), None)
 }
 
 /// Runs `f`; a policy refusal (exit 4) is recorded as `kind` before it is returned.

@@ -10,10 +10,8 @@ use crate::cli::RollbackArgs;
 use crate::desired;
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::plan::{self, Header, Host};
 use crate::session::Session;
 use airlock_format::output::Output;
-use airlock_format::time;
 use airlock_ledger::NewEntry;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -58,24 +56,7 @@ pub fn run(profile: Option<&Path>, a: &RollbackArgs, out: &Output) -> Result<()>
         }
     }
     let desired = desired::without(&state, &ids);
-    let now = time::now();
-    let made = plan::make(
-        &Host {
-            root: &s.root,
-            systemd: &s.systemd,
-            store: &s.store,
-            state: &state,
-        },
-        &desired,
-        Header {
-            command: "rollback",
-            host: s.profile.host().into(),
-            profile_sha256: s.profile_sha256.clone(),
-            bundle: None,
-            scope: Some(scope),
-            now: time::format(&now),
-        },
-    );
+    let made = s.plan(&state, &desired, "rollback", None, Some(scope));
     let mut plan = match made {
         Ok(p) if p.drift.is_empty() || a.force => p,
         Ok(p) => Err(drift_refusal(&p, "rollback")).map_err(|e| record(&mut s, &ids, e))?,

@@ -2,10 +2,12 @@
 //! ledger, and the lock, taken before anything is read for a plan; opening a
 //! session first finishes or undoes a run a crash interrupted.
 
+use crate::desired::Desired;
 use crate::engine::{self, Context};
 use crate::error::Result;
+use crate::plan::{self, BundleRef, Header, Host, Plan};
 use crate::root::HostRoot;
-use crate::state::{Lock, StateDir};
+use crate::state::{Lock, State, StateDir};
 use crate::systemd::Systemd;
 use airlock_format::fsutil;
 use airlock_format::hash::sha256_hex;
@@ -13,6 +15,7 @@ use airlock_format::limits::MAX_PROFILE_BYTES;
 use airlock_format::output::Output;
 use airlock_format::profile::{Profile, locate};
 use airlock_ledger::Ledger;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// An open, locked host.
@@ -59,6 +62,34 @@ impl Session {
         };
         engine::recover(&mut s.context(out))?;
         Ok(s)
+    }
+
+    /// The plan that brings this host from `state` to `desired`, for `command`.
+    pub fn plan(
+        &self,
+        state: &State,
+        desired: &Desired,
+        command: &'static str,
+        bundle: Option<BundleRef>,
+        scope: Option<BTreeSet<String>>,
+    ) -> Result<Plan> {
+        plan::make(
+            &Host {
+                root: &self.root,
+                systemd: &self.systemd,
+                store: &self.store,
+                state,
+            },
+            desired,
+            Header {
+                command,
+                host: self.profile.host().into(),
+                profile_sha256: self.profile_sha256.clone(),
+                bundle,
+                scope,
+                now: airlock_format::time::format(&airlock_format::time::now()),
+            },
+        )
     }
 
     /// The engine's view of this session.

@@ -40,6 +40,12 @@ struct Lab {
     bundle: PathBuf,
 }
 
+/// [`lab`], or `None` (the test is skipped, and says so) without `systemctl`: the
+/// sample bundle's AM-2024-0001 masks a unit.
+fn lab_with_systemctl(test: &str) -> Option<Lab> {
+    require_tool("systemctl", test).then(lab)
+}
+
 fn lab() -> Lab {
     let f = Fixture::samples();
     f.fetch().expect(0);
@@ -479,13 +485,11 @@ fn full_flow_plans_applies_exact_bytes_and_records_every_step() {
 
 #[test]
 fn a_second_bundle_updates_a_new_revision_and_removes_a_retired_mitigation() {
-    if !require_tool(
-        "systemctl",
+    let Some(Lab { f, h, bundle }) = lab_with_systemctl(
         "a_second_bundle_updates_a_new_revision_and_removes_a_retired_mitigation",
-    ) {
+    ) else {
         return;
-    }
-    let Lab { f, h, bundle } = lab();
+    };
     apply(&h, &bundle, &[]).expect(0);
 
     // The vendor ships revision 2 of AM-2023-0001 and retires AM-2021-0004.
@@ -583,17 +587,14 @@ fn a_second_bundle_updates_a_new_revision_and_removes_a_retired_mitigation() {
 
 #[test]
 fn applying_the_same_bundle_twice_changes_nothing_the_second_time() {
-    if !require_tool(
-        "systemctl",
-        "applying_the_same_bundle_twice_changes_nothing_the_second_time",
-    ) {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("applying_the_same_bundle_twice_changes_nothing_the_second_time")
+    else {
+        return;
+    };
     apply(&h, &bundle, &[]).expect(0);
     let before = tree(&root_of(&h), true);
 
@@ -630,17 +631,16 @@ fn applying_the_same_bundle_twice_changes_nothing_the_second_time() {
 
 #[test]
 fn rollback_restores_pre_images_holds_them_and_refuses_over_drift_unless_forced() {
-    if !require_tool(
-        "systemctl",
-        "rollback_restores_pre_images_holds_them_and_refuses_over_drift_unless_forced",
-    ) {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl(
+        "rollback_restores_pre_images_holds_them_and_refuses_over_drift_unless_forced",
+    )
+    else {
+        return;
+    };
     apply(&h, &bundle, &[]).expect(0);
 
     // One mitigation.
@@ -748,10 +748,11 @@ fn rollback_restores_pre_images_holds_them_and_refuses_over_drift_unless_forced(
 
 #[test]
 fn apply_over_drift_is_refused_unless_forced() {
-    if !require_tool("systemctl", "apply_over_drift_is_refused_unless_forced") {
+    let Some(Lab { f, h, bundle }) =
+        lab_with_systemctl("apply_over_drift_is_refused_unless_forced")
+    else {
         return;
-    }
-    let Lab { f, h, bundle } = lab();
+    };
     apply(&h, &bundle, &[]).expect(0);
     let applied = std::fs::read(h.file(SYSCTL)).unwrap();
     let mut drifted = applied.clone();
@@ -1036,17 +1037,14 @@ fn assert_undone(h: &Host, r: &Run, before: &Tree, failed: &str) {
 
 #[test]
 fn a_failing_unit_step_undoes_the_files_written_before_it() {
-    if !require_tool(
-        "systemctl",
-        "a_failing_unit_step_undoes_the_files_written_before_it",
-    ) {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("a_failing_unit_step_undoes_the_files_written_before_it")
+    else {
+        return;
+    };
     let fake = failing_systemctl(h.dir.path());
     let before = tree(&root_of(&h), false);
     let r = applier_with_systemctl(
@@ -1235,17 +1233,14 @@ fn a_second_applier_is_kept_out_by_the_lock() {
 
 #[test]
 fn links_in_the_root_are_replaced_never_written_through() {
-    if !require_tool(
-        "systemctl",
-        "links_in_the_root_are_replaced_never_written_through",
-    ) {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("links_in_the_root_are_replaced_never_written_through")
+    else {
+        return;
+    };
     let out = outside(&h);
     // /etc/sysctl.conf is a hard link to a file outside the root (same file system).
     std::fs::rename(h.file(SYSCTL), out.join("sysctl.conf")).unwrap();
@@ -1279,17 +1274,14 @@ fn links_in_the_root_are_replaced_never_written_through() {
 
 #[test]
 fn a_changed_file_keeps_its_owner_and_mode_through_apply_and_rollback() {
-    if !require_tool(
-        "systemctl",
-        "a_changed_file_keeps_its_owner_and_mode_through_apply_and_rollback",
-    ) {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("a_changed_file_keeps_its_owner_and_mode_through_apply_and_rollback")
+    else {
+        return;
+    };
     if std::os::unix::fs::chown(h.file(GITEA), Some(1234), Some(5678)).is_err() {
         eprintln!(
             "SKIPPED a_changed_file_keeps_its_owner_and_mode_through_apply_and_rollback: chown needs root"
@@ -1326,17 +1318,14 @@ fn a_changed_file_keeps_its_owner_and_mode_through_apply_and_rollback() {
 
 #[test]
 fn a_unit_directory_symlinked_out_of_the_root_is_refused() {
-    if !require_tool(
-        "systemctl",
-        "a_unit_directory_symlinked_out_of_the_root_is_refused",
-    ) {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("a_unit_directory_symlinked_out_of_the_root_is_refused")
+    else {
+        return;
+    };
     let out = outside(&h);
     let dir = h.file("/etc/systemd/system");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -1359,17 +1348,14 @@ fn a_unit_directory_symlinked_out_of_the_root_is_refused() {
 
 #[test]
 fn a_failed_run_reports_how_many_changes_it_undid() {
-    if !require_tool(
-        "systemctl",
-        "a_failed_run_reports_how_many_changes_it_undid",
-    ) {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("a_failed_run_reports_how_many_changes_it_undid")
+    else {
+        return;
+    };
     let fake = failing_systemctl(h.dir.path());
     let r = applier_with_systemctl(
         &h,
@@ -1388,14 +1374,14 @@ fn a_failed_run_reports_how_many_changes_it_undid() {
 
 #[test]
 fn the_preimage_store_is_private() {
-    if !require_tool("systemctl", "the_preimage_store_is_private") {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("the_preimage_store_is_private")
+    else {
+        return;
+    };
     // The applier as an operator's shell would start it (umask 022).
     let r = run(Command::new("sh")
         .arg("-c")
@@ -1417,14 +1403,14 @@ fn the_preimage_store_is_private() {
 
 #[test]
 fn a_repeated_rollback_id_is_recorded_once() {
-    if !require_tool("systemctl", "a_repeated_rollback_id_is_recorded_once") {
-        return;
-    }
-    let Lab {
+    let Some(Lab {
         h,
         bundle,
         f: _keys,
-    } = lab();
+    }) = lab_with_systemctl("a_repeated_rollback_id_is_recorded_once")
+    else {
+        return;
+    };
     apply(&h, &bundle, &[]).expect(0);
     let r = h.applier(&["rollback", "AM-2022-0002", "AM-2022-0002"]);
     // Either refused as a usage error, or done once.
