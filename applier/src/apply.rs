@@ -77,6 +77,20 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
     let mut s = Session::open(profile, "apply", out)?;
     let (bundle, _) = crate::verify::accept(&s.profile, &mut s.ledger, &s.actor, &a.file)?;
     let plan = refusing(&mut s, "apply.refused", &bundle, |s| {
+        let required = s.profile.policy().approvals_required();
+        if required > 0 {
+            // Fail closed until approvals can be checked (issue 7).
+            return Err(Error::Refused {
+                what: "apply".into(),
+                reason: format!(
+                    "this host's policy needs {required} approval(s) of the plan, and this version of airlock cannot check approvals yet; nothing was changed"
+                ),
+                hint: format!(
+                    "apply with an airlock that supports `approve` and `apply --approval`, or set policy.approvals_required = 0 in {} if this host needs no sign-off",
+                    s.profile.path().display()
+                ),
+            });
+        }
         let plan = make(s, &bundle, &a.file)?;
         if !plan.drift.is_empty() && !a.force {
             return Err(drift_refusal(&plan, "apply"));

@@ -6,9 +6,10 @@
 //!
 //! Only a `Verified<Bundle>` can be planned, so nothing unverified is ever acted on.
 
-use crate::state::{State, Step};
+use crate::state::{State, Step, WebKind};
+use crate::web::Block;
 use airlock_format::mitigation::{Action, Mitigation};
-use airlock_format::profile::{Profile, WebServer};
+use airlock_format::profile::{Profile, Web, WebServer};
 use airlock_format::time::{self, Timestamp};
 use airlock_format::verify::{Bundle, Verified};
 use serde::Serialize;
@@ -118,7 +119,7 @@ pub fn from_bundle(
                 true,
             ))
         } else {
-            match steps(m, profile.web().server()) {
+            match steps(m, profile.web()) {
                 Err(why) => Some((why, true)),
                 Ok(s) if s.is_empty() => Some((
                     "nothing to do on this host: its url-block rules need a web server, and this host has none".into(),
@@ -238,20 +239,51 @@ fn applicability(m: &Mitigation, profile: &Profile) -> Result<String, String> {
     }
 }
 
-/// The steps of a mitigation on this host; `Err` when one of its actions cannot
-/// be carried out here, in which case none of them is.
-fn steps(m: &Mitigation, server: WebServer) -> Result<Vec<Step>, String> {
-    let mut out = Vec::new();
-    for a in &m.actions {
-        match a {
-            Action::UrlBlock(_) if server == WebServer::None => {}
-            Action::UrlBlock(b) => {
+/// The steps of a mitigation on this host: its actions in document order, with
+/// its url-blocks gathered into one rules step for the host's web server (placed
+/// where the first url-block was). `Err` when they cannot be carried out here, in
+/// which case none of its actions is.
+fn steps(m: &Mitigation, web: &Web) -> Result<Vec<Step>, String> {
+    let blocks: Vec<Block> = m
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::UrlBlock(b) => Some(Block::from_format(b)),
+            _ => None,
+        })
+        .collect();
+    let rules = if blocks.is_empty() {
+        None
+    } else {
+        let (server, path) = match (web.server(), web.include_dir(), web.web_config()) {
+            (WebServer::None, _, _) => (None, String::new()),
+            (WebServer::Nginx, Some(dir), _) => (
+                Some(WebKind::Nginx),
+                format!("{}/{}", dir.display(), crate::web::include_name(&m.id)),
+            ),
+            (WebServer::Apache, Some(dir), _) => (
+                Some(WebKind::Apache),
+                format!("{}/{}", dir.display(), crate::web::include_name(&m.id)),
+            ),
+            (WebServer::Iis, _, Some(config)) => (Some(WebKind::Iis), config.display().to_string()),
+            (s, _, _) => {
                 return Err(format!(
-                    "its url-block '{}' needs rules for {}, which this version of airlock cannot render yet; none of its actions is applied",
-                    b.name,
-                    server.as_str()
+                    "its url-blocks need web settings for {s} that the profile does not have"
                 ));
             }
+        };
+        server.map(|server| Step::UrlRules {
+            server,
+            path,
+            mitigation: m.id.clone(),
+            blocks,
+        })
+    };
+    let mut out = Vec::new();
+    let mut rules = rules;
+    for a in &m.actions {
+        match a {
+            Action::UrlBlock(_) => out.extend(rules.take()),
             a => out.extend(Step::from_action(a)),
         }
     }

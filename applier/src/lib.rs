@@ -22,6 +22,7 @@ pub mod state;
 pub mod status;
 pub mod systemd;
 pub mod verify;
+pub mod web;
 
 pub use error::{Error, Result};
 

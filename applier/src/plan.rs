@@ -16,8 +16,9 @@ use crate::config_edit;
 use crate::desired::{Decision, Desired, Verdict};
 use crate::error::{Error, Result};
 use crate::root::{FileMeta, FileNow, HostRoot};
-use crate::state::{ManagedFile, ManagedUnit, State, StateDir, Step};
+use crate::state::{ManagedFile, ManagedUnit, State, StateDir, Step, WebKind};
 use crate::systemd::Systemd;
+use crate::web;
 use airlock_format::hash::sha256_hex;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -468,6 +469,36 @@ fn fold(
                         .into_bytes(),
                 );
             }
+            Step::UrlRules {
+                server,
+                mitigation,
+                blocks,
+                ..
+            } => match server {
+                WebKind::Nginx => {
+                    content = Some(web::nginx::render(mitigation, blocks).into_bytes());
+                    mode = 0o644;
+                }
+                WebKind::Apache => {
+                    content = Some(web::apache::render(mitigation, blocks).into_bytes());
+                    mode = 0o644;
+                }
+                WebKind::Iis => {
+                    let Some(doc) = content.take() else {
+                        return Err(Error::Unsafe {
+                            path: path.into(),
+                            reason: "web.config does not exist, so there is nowhere to put the url-block rules; check web.web_config in the profile".into(),
+                        });
+                    };
+                    content =
+                        Some(web::iis::apply(&doc, mitigation, blocks).map_err(|reason| {
+                            Error::Unsafe {
+                                path: path.into(),
+                                reason,
+                            }
+                        })?);
+                }
+            },
             Step::ServiceDisable { .. } => {}
         }
     }

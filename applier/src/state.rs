@@ -84,11 +84,46 @@ pub enum Step {
         /// Unit name.
         unit: String,
     },
+    /// A mitigation's url-blocks for the host's web server: the whole include
+    /// file (nginx, apache) or its rules inside `web.config` (IIS).
+    UrlRules {
+        /// `nginx`, `apache` or `iis`.
+        server: WebKind,
+        /// The include file or `web.config`.
+        path: String,
+        /// The mitigation the rules belong to (IIS rule names carry it).
+        mitigation: String,
+        /// The url-blocks, in document order.
+        blocks: Vec<crate::web::Block>,
+    },
+}
+
+/// A web server airlock renders url-blocks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebKind {
+    /// A managed include file of `if` rules.
+    Nginx,
+    /// A managed include file of mod_rewrite rules.
+    Apache,
+    /// Rules inside `web.config`.
+    Iis,
+}
+
+impl WebKind {
+    /// The profile's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebKind::Nginx => "nginx",
+            WebKind::Apache => "apache",
+            WebKind::Iis => "iis",
+        }
+    }
 }
 
 impl Step {
-    /// The step of a document action; `None` for `url-block`, which has no file of
-    /// its own on a host without a web server.
+    /// The step of a document action; `None` for `url-block`, which is rendered per
+    /// mitigation for the host's web server (see `desired`).
     pub fn from_action(a: &Action) -> Option<Step> {
         Some(match a {
             Action::UrlBlock(_) => return None,
@@ -124,7 +159,9 @@ impl Step {
     /// The file this step changes, if any.
     pub fn path(&self) -> Option<&str> {
         match self {
-            Step::File { path, .. } | Step::ConfigSet { path, .. } => Some(path),
+            Step::File { path, .. }
+            | Step::ConfigSet { path, .. }
+            | Step::UrlRules { path, .. } => Some(path),
             Step::ServiceDisable { .. } => None,
         }
     }
@@ -144,6 +181,19 @@ impl Step {
                 None => format!("config-set {path} {key} = {value}"),
             },
             Step::ServiceDisable { unit } => format!("service-disable {unit}"),
+            Step::UrlRules {
+                server,
+                path,
+                blocks,
+                ..
+            } => {
+                let names: Vec<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
+                format!(
+                    "url-block for {} in {path}: {}",
+                    server.as_str(),
+                    names.join(", ")
+                )
+            }
         }
     }
 }

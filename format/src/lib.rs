@@ -19,6 +19,7 @@ pub mod limits;
 pub mod manifest;
 pub mod mitigation;
 pub mod output;
+pub mod pattern;
 pub mod profile;
 pub mod time;
 pub mod trust;

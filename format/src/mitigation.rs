@@ -208,7 +208,7 @@ pub struct UrlBlock {
 pub struct Match {
     /// What is matched.
     pub on: MatchOn,
-    /// The regular expression (portable subset; checked when rendered).
+    /// The regular expression, in the portable subset of [`crate::pattern`].
     pub pattern: String,
 }
 
@@ -223,10 +223,21 @@ pub enum MatchOn {
     Header(String),
 }
 
+/// The statuses a url-block may answer with: the 4xx and 5xx codes that apache's
+/// mod_rewrite knows (`R=N` refuses others, and one such rule would stop the
+/// server from loading its configuration), that nginx's `return N` answers as
+/// written (it closes the connection for 408, 444 and 499 and answers 400 for
+/// 494-497), and that IIS sends as they are. 407 is left out: it asks the client
+/// for proxy credentials.
+pub const PORTABLE_STATUSES: &[u16] = &[
+    400, 401, 403, 404, 405, 406, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424,
+    426, 428, 429, 431, 451, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+];
+
 /// A url-block's response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Response {
-    /// Answer with this HTTP status (400-599).
+    /// Answer with this HTTP status (one of [`PORTABLE_STATUSES`]).
     Status(u16),
     /// Drop the connection.
     Abort,
@@ -719,6 +730,15 @@ fn parse_url_block(what: &str, el: &Element) -> Result<UrlBlock> {
                         ),
                     ));
                 }
+                crate::pattern::check(pattern).map_err(|reason| {
+                    Error::xml(
+                        what,
+                        format!(
+                            "url-block {name}: pattern '{}': {reason}",
+                            pattern.escape_debug()
+                        ),
+                    )
+                })?;
                 matches.push(Match {
                     on,
                     pattern: pattern.to_string(),
@@ -728,11 +748,21 @@ fn parse_url_block(what: &str, el: &Element) -> Result<UrlBlock> {
                 c.only_attrs(what, &["status", "abort"])?;
                 let r = match (c.attr("status"), c.attr("abort")) {
                     (Some(s), None) => match s.parse::<u16>() {
-                        Ok(n) if (400..=599).contains(&n) && s.len() == 3 => Response::Status(n),
+                        Ok(n) if PORTABLE_STATUSES.contains(&n) && s.len() == 3 => {
+                            Response::Status(n)
+                        }
                         _ => {
                             return Err(Error::xml(
                                 what,
-                                format!("response status '{}' is not 400-599", s.escape_debug()),
+                                format!(
+                                    "response status '{}' is not one that nginx, apache and IIS all answer as written: {}",
+                                    s.escape_debug(),
+                                    PORTABLE_STATUSES
+                                        .iter()
+                                        .map(u16::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                ),
                             ));
                         }
                     },
@@ -847,6 +877,11 @@ mod tests {
             ),
             (r#"on="path""#, r#"on="header:Bad Header""#, "header:NAME"),
             (r#"format="ini""#, r#"format="yaml""#, "format"),
+            (
+                "(?i)autodiscover",
+                "(?i)(?=x)autodiscover",
+                r"url-block autodiscover-ssrf: pattern '(?i)(?=x)autodiscover\\.json.*@.*powershell': lookahead `(?=` at offset 4 is not in the portable pattern subset",
+            ),
         ];
         for (from, to, want) in cases {
             let doc = DOC.replacen(from, to, 1);

@@ -261,30 +261,51 @@ impl Host {
     /// `samples/profiles/lab.toml` with `root`, `state_dir` and `[trust]` pointed
     /// at the copy, DIR/state and `keys`' TEST-ONLY keys.
     pub fn lab(keys: &Fixture) -> Host {
+        Host::sample("lab", "lab01", keys)
+    }
+
+    /// A sample host: `samples/hosts/ROOT` copied to DIR/root and
+    /// `samples/profiles/PROFILE.toml` with `root` and `state_dir` pointed at the
+    /// copy and DIR/state, `[trust]` replaced by `keys`' TEST-ONLY release and
+    /// vendor keys, and no approvals required.
+    pub fn sample(profile: &str, root_dir: &str, keys: &Fixture) -> Host {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(
-            &root().join("samples/hosts/lab01"),
+            &root().join("samples/hosts").join(root_dir),
             &dir.path().join("root"),
         );
-        let profile = std::fs::read_to_string(root().join("samples/profiles/lab.toml"))
-            .unwrap()
-            .replace(
-                "root = \"/\"",
-                &format!("root = \"{}\"", dir.path().join("root").display()),
-            )
-            .replace(
-                "state_dir = \"/var/lib/airlock\"",
-                &format!("state_dir = \"{}\"", dir.path().join("state").display()),
-            )
-            .replace(
-                "/etc/airlock/keys/release.pub",
-                &keys.key("release.pub").display().to_string(),
-            )
-            .replace(
-                "/etc/airlock/keys/vendor.pub",
-                &keys.key("vendor.pub").display().to_string(),
-            );
-        std::fs::write(dir.path().join("host.toml"), profile).unwrap();
+        let text = std::fs::read_to_string(root().join(format!("samples/profiles/{profile}.toml")))
+            .unwrap();
+        let mut out = String::new();
+        let mut in_trust = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                in_trust = line == "[trust]";
+                if in_trust {
+                    out.push_str(&format!(
+                        "[trust]\nrelease_keys = [\"{}\"]\nvendor_keys = [\"{}\"]\n",
+                        keys.key("release.pub").display(),
+                        keys.key("vendor.pub").display()
+                    ));
+                    continue;
+                }
+            }
+            if in_trust {
+                continue;
+            }
+            let line = if line.starts_with("root = ") {
+                format!("root = \"{}\"", dir.path().join("root").display())
+            } else if line.starts_with("state_dir = ") {
+                format!("state_dir = \"{}\"", dir.path().join("state").display())
+            } else if line.starts_with("approvals_required = ") {
+                "approvals_required = 0".to_string()
+            } else {
+                line.to_string()
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        std::fs::write(dir.path().join("host.toml"), out).unwrap();
         Host { dir }
     }
 

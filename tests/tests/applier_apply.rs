@@ -1421,3 +1421,25 @@ fn a_repeated_rollback_id_is_recorded_once() {
         mitigations_of(&h, "mitigation.rolled_back")
     );
 }
+
+#[test]
+fn a_host_that_needs_approvals_is_refused_until_they_can_be_checked() {
+    let Lab { h, bundle, f } = lab();
+    let profile = std::fs::read_to_string(h.profile())
+        .unwrap()
+        .replace("[policy]\n", "[policy]\napprovals_required = 1\n");
+    let profile = profile.replace(
+        "[trust]\n",
+        &format!(
+            "[trust]\napprover_keys = [\"{}\"]\n",
+            f.key("vendor.pub").display()
+        ),
+    );
+    std::fs::write(h.profile(), profile).unwrap();
+    let before = tree(&root_of(&h), true);
+    let r = apply(&h, &bundle, &[]).expect(4);
+    assert!(r.stderr.contains("needs 1 approval(s)"), "{}", r.stderr);
+    assert_same_tree(&before, &tree(&root_of(&h), true), "refused apply");
+    assert_eq!(count(&h, "apply.refused"), 1);
+    assert_eq!(count(&h, "apply.started"), 0);
+}

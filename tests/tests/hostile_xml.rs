@@ -51,6 +51,11 @@ fn publish_refuses_hostile_documents() {
         ("billion-laughs.xml", "doctype"),
         ("unknown-action-element.xml", "unknown element <exec>"),
         ("external-entity.xml", "doctype"),
+        ("pattern-lookahead.xml", "lookahead `(?=` at offset"),
+        (
+            "pattern-backslash-s.xml",
+            "not in the portable pattern subset",
+        ),
     ] {
         let f = Fixture::empty();
         std::fs::copy(
