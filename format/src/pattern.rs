@@ -3,7 +3,8 @@
 //! IIS URL Rewrite (ECMAScript, `ignoreCase`) all read the same way. [`check`]
 //! accepts a pattern only if every construct in it is in the table below, and
 //! otherwise names the first construct outside it, its character offset, and what
-//! to write instead. [`crate::mitigation`] calls it on every `<match pattern>`, so a
+//! to write instead; it then refuses a pattern that can match the empty string
+//! (last row). [`crate::mitigation`] calls it on every `<match pattern>`, so a
 //! document with an unportable pattern is refused when it is parsed (`feed publish`,
 //! `fetch`, every `verify`).
 //!
@@ -19,6 +20,19 @@
 //! | group | `( ... )`, `(?: ... )`, nested at most [`MAX_GROUP_DEPTH`] deep | `(?=`, `(?!`, `(?<=`, `(?<!`, `(?<name>`, `(?P<`, `(?'`, `(?>`, `(?#`, `(?\|`, `(?(`, flags, any other `(?`; empty groups `()`, `(?:)`; unbalanced parentheses |
 //! | quantifier | after a literal, escape, `.`, class or group: `* + ?`, `{n}`, `{n,}`, `{n,m}` with decimal n ≤ m ≤ [`MAX_REPEAT`], each optionally lazy (`?` after it) | nothing to repeat (start, after `\|`, `(` or an anchor), a quantifier after a quantifier, possessive `*+ ++ ?+ {n}+`, counts above [`MAX_REPEAT`], `{` that is not one of the three forms (`\{`), `{,m}` |
 //! | alternation | `a\|b` | empty alternatives: `a\|`, `\|a`, `a\|\|b`, `(a\|)` |
+//! | empty match | a pattern that needs at least one character to match | a pattern that can match the empty string: `.*`, `a*`, `(x)?`, `a\|b*`, `^`, `$`, `^$`, `x{0,3}`, `a{0}`, `(a*\|b)` (`.+`, `a+`, `(x)`) |
+//!
+//! nginx, apache and IIS all search for a pattern anywhere in the value (none
+//! anchors it implicitly), so a pattern that can match the empty string matches at
+//! some position of every value: a url-block with it would block every request and
+//! take the site down. Whether a pattern can is decided on its structure, in the same
+//! scan: a literal, escape, `.` or class cannot match the empty string; `^` and `$`
+//! can; a group can if its content can; a sequence if all its items can; an
+//! alternation if any alternative can; `*`, `?`, `{0}`, `{0,}` and `{0,m}` make
+//! their atom able to, `+`, `{n}`, `{n,}` and `{n,m}` with n ≥ 1 leave it as it is.
+//! For simplicity this also refuses `^$`, which only matches an empty value, not
+//! every one: a rule against an empty value (an empty query string, say) is better
+//! written explicitly by the vendor; a url-block pattern cannot express it.
 //!
 //! What this guarantees: on input made of ASCII characters other than CR and LF
 //! (what a raw query string and a well-formed header value are), an accepted pattern
@@ -61,12 +75,17 @@ pub const MAX_REPEAT: u32 = 1000;
 /// The case-insensitive flag; only accepted as the first four characters.
 pub const CASE_INSENSITIVE: &str = "(?i)";
 
+/// The refusal of a pattern that can match the empty string.
+const MATCHES_EMPTY: &str = "it can match the empty string, which occurs in every value (`.*` matches at the start of any value), so it would match every request; require at least one character, e.g. `.+` instead of `.*`, `a+` instead of `a*`";
+
 /// Why a construct is refused when there is no more specific reason.
 const DIALECTS: &str = "nginx and apache read PCRE, IIS reads ECMAScript";
 
-/// Checks that `pattern` is in the portable subset. `Err` names the first
-/// construct outside it and where (character offset), e.g.
-/// "lookahead `(?=` at offset 4 is not in the portable pattern subset (nginx and apache read PCRE, IIS reads ECMAScript)".
+/// Checks that `pattern` is in the portable subset and cannot match the empty
+/// string. `Err` names the first construct outside it and where (character
+/// offset), e.g. "lookahead `(?=` at offset 4 is not in the portable pattern subset
+/// (nginx and apache read PCRE, IIS reads ECMAScript)"; a pattern inside the subset
+/// that can match the empty string is refused as a whole, without an offset.
 pub fn check(pattern: &str) -> Result<(), String> {
     if pattern.len() > MAX_PATTERN_BYTES {
         return Err(format!(
@@ -130,6 +149,49 @@ struct Level {
     bar: Option<usize>,
     /// Whether the current alternative is still empty.
     empty: bool,
+    /// Whether an earlier alternative at this level can match the empty string.
+    nullable_alt: bool,
+    /// Whether every item of the current alternative before the last one can match
+    /// the empty string.
+    nullable_before: bool,
+    /// Whether the last item of the current alternative can match the empty string
+    /// (`true` before the first item); a quantifier with minimum 0 sets it.
+    nullable_last: bool,
+}
+
+impl Level {
+    fn new(open: Option<usize>) -> Self {
+        Level {
+            open,
+            bar: None,
+            empty: true,
+            nullable_alt: false,
+            nullable_before: true,
+            nullable_last: true,
+        }
+    }
+
+    /// Appends an item to the current alternative.
+    fn item(&mut self, nullable: bool) {
+        self.nullable_before &= self.nullable_last;
+        self.nullable_last = nullable;
+        self.empty = false;
+    }
+
+    /// Ends the current alternative at a `|`.
+    fn bar(&mut self, at: usize) {
+        self.nullable_alt = self.nullable();
+        self.nullable_before = true;
+        self.nullable_last = true;
+        self.bar = Some(at);
+        self.empty = true;
+    }
+
+    /// Whether what was read at this level so far can match the empty string: an
+    /// alternation if any alternative can, a sequence if all its items can.
+    fn nullable(&self) -> bool {
+        self.nullable_alt || (self.nullable_before && self.nullable_last)
+    }
 }
 
 /// What an escape stands for.
@@ -218,11 +280,7 @@ impl<'a> Scanner<'a> {
     /// The whole pattern, from after the flag.
     fn pattern(mut self) -> Result<(), String> {
         let mut outer: Vec<Level> = Vec::new();
-        let mut level = Level {
-            open: None,
-            bar: None,
-            empty: true,
-        };
+        let mut level = Level::new(None);
         let mut prev = Prev::Start;
         while let Some(c) = self.peek() {
             let at = self.i;
@@ -230,18 +288,22 @@ impl<'a> Scanner<'a> {
             match c {
                 b'\\' => {
                     self.escape(false)?;
+                    level.item(false);
                     prev = Prev::Atom;
                 }
                 b'.' => {
                     self.i += 1;
+                    level.item(false);
                     prev = Prev::Atom;
                 }
                 b'^' | b'$' => {
                     self.i += 1;
+                    level.item(true);
                     prev = Prev::Anchor(c);
                 }
                 b'[' => {
                     self.class()?;
+                    level.item(false);
                     prev = Prev::Atom;
                 }
                 b'(' => {
@@ -251,15 +313,11 @@ impl<'a> Scanner<'a> {
                             "group at offset {at} is nested deeper than {MAX_GROUP_DEPTH} levels, the portable pattern limit; flatten the groups"
                         ));
                     }
+                    // The group is an item of `level` once it is closed.
                     level.empty = false;
                     outer.push(level);
-                    level = Level {
-                        open: Some(at),
-                        bar: None,
-                        empty: true,
-                    };
+                    level = Level::new(Some(at));
                     prev = Prev::Open;
-                    continue;
                 }
                 b')' => {
                     let (Some(open), Some(up)) = (level.open, outer.pop()) else {
@@ -277,7 +335,9 @@ impl<'a> Scanner<'a> {
                         });
                     }
                     self.i += 1;
+                    let nullable = level.nullable();
                     level = up;
+                    level.item(nullable);
                     prev = Prev::Atom;
                 }
                 b'|' => {
@@ -285,13 +345,13 @@ impl<'a> Scanner<'a> {
                         return Err(empty_alternative(at));
                     }
                     self.i += 1;
-                    level.bar = Some(at);
-                    level.empty = true;
+                    level.bar(at);
                     prev = Prev::Bar;
-                    continue;
                 }
                 b'*' | b'+' | b'?' | b'{' => {
-                    self.quantifier(prev)?;
+                    if self.quantifier(prev)? == 0 {
+                        level.nullable_last = true;
+                    }
                     prev = Prev::Quantifier;
                 }
                 b']' => {
@@ -306,10 +366,10 @@ impl<'a> Scanner<'a> {
                 }
                 _ => {
                     self.i += 1;
+                    level.item(false);
                     prev = Prev::Atom;
                 }
             }
-            level.empty = false;
         }
         // The outermost group still open is the first one not closed.
         if let Some(open) = outer.iter().chain([&level]).find_map(|l| l.open) {
@@ -319,6 +379,7 @@ impl<'a> Scanner<'a> {
         }
         match (level.empty, level.bar) {
             (true, Some(bar)) => Err(empty_alternative(bar)),
+            _ if level.nullable() => Err(MATCHES_EMPTY.into()),
             _ => Ok(()),
         }
     }
@@ -572,8 +633,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// A quantifier `* + ? {n} {n,} {n,m}` with an optional lazy `?`; the scan is on
-    /// its first character.
-    fn quantifier(&mut self, prev: Prev) -> Result<(), String> {
+    /// its first character. Returns its minimum count.
+    fn quantifier(&mut self, prev: Prev) -> Result<u32, String> {
         let at = self.i;
         let (end, min, max) = match self.s[at] {
             b'{' => self.braces(at)?,
@@ -631,7 +692,7 @@ impl<'a> Scanner<'a> {
             }
             _ => {}
         }
-        Ok(())
+        Ok(min)
     }
 
     /// `{n}`, `{n,}` or `{n,m}` at `at`: (end, min, max). Anything else is a stray `{`.
@@ -806,10 +867,9 @@ mod tests {
             r"\x2e",
             r"\x00\x7f",
             r"\d\D\w\W\t\n\r",
-            r"^$",
-            r"^",
+            r"^a$",
             r"a^b$c",
-            r"(^)*",
+            r"(^)*a",
             r"(?:a|b)+",
             r"((((((((((((((((a))))))))))))))))",
             r"a|b|c",
@@ -821,6 +881,79 @@ mod tests {
             assert_eq!(check(p), Ok(()), "{p}");
         }
         assert_eq!(check(&"a".repeat(MAX_PATTERN_BYTES)), Ok(()));
+    }
+
+    #[test]
+    fn accepts_patterns_that_need_a_character() {
+        for p in [
+            r"a*b",
+            r"(a|b)+",
+            r"^/x",
+            r"x$",
+            r".+",
+            r"\d{1,3}",
+            r"(?i)a?b",
+            r"[^/]",
+            r"a{0}b",
+            r"a{1,}",
+            r"(a*)b",
+            r"(a?b)?c",
+            r"(a|b*)c",
+            r"a|b|c*d",
+            r"(^|/)x",
+            r"^(a|b*c)+$",
+            r"^.{0,3}x",
+            r"((a?)?b)",
+        ] {
+            assert_eq!(check(p), Ok(()), "{p}");
+        }
+    }
+
+    #[test]
+    fn refuses_patterns_that_match_the_empty_string() {
+        for p in [
+            r".*",
+            r"a*",
+            r"(x)?",
+            r"a|b*",
+            r"b*|a",
+            r"^",
+            r"$",
+            r"^$",
+            r"x{0,3}",
+            r"x{0,}",
+            r"a{0}",
+            r"(?i)(a?)",
+            r"(?i).*",
+            r"(a*|b)",
+            r"(?:a*|b)+",
+            r"a*?",
+            r"^.*$",
+            r"(^)*",
+            r"(a+)?",
+            r"((a?))",
+            r"(a|(b|c?))",
+            r"a?b?c*",
+            r"^(a|b)*$",
+            r"^(a*|b)+$",
+            r"(?:(?:a)*)",
+        ] {
+            assert_eq!(check(p), Err(MATCHES_EMPTY.to_string()), "{p}");
+        }
+    }
+
+    /// A construct outside the subset is named before the empty match is.
+    #[test]
+    fn refuses_constructs_before_the_empty_match() {
+        assert!(check("(?:)").unwrap_err().starts_with("empty group `(?:)`"));
+        assert!(check("()*").unwrap_err().starts_with("empty group `()`"));
+        assert!(check(r".*\s").unwrap_err().starts_with(r"`\s`"));
+        assert!(check("a*|").unwrap_err().starts_with("empty alternative"));
+        assert!(
+            check("(a*")
+                .unwrap_err()
+                .starts_with("group `(` at offset 0")
+        );
     }
 
     /// (pattern, substring of the refusal).
@@ -1033,6 +1166,10 @@ mod tests {
         assert!(err("a\tb").ends_with("write `\\t`"));
         assert!(err("a\u{1}").ends_with("write `\\x01`"));
         assert!(err("a(?i)b").contains("only `(?i)` as the very first characters"));
+        assert_eq!(
+            err(".*"),
+            "it can match the empty string, which occurs in every value (`.*` matches at the start of any value), so it would match every request; require at least one character, e.g. `.+` instead of `.*`, `a+` instead of `a*`"
+        );
     }
 
     #[test]

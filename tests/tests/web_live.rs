@@ -612,7 +612,7 @@ const HOSTILE_RULES: &[Rule<'static>] = &[
     rule("less", &[("header:X-Lt", "<m")], Want::Status(428)),
     rule("greater", &[("header:X-Gt", ">m")], Want::Status(429)),
     // several conditions (nginx: a flag variable)
-    rule("multi", &[("path", r"^/multi\}$"), ("header:X-Multi", r"\};"), ("query", r"^\#?$|^a=\{$")], Want::Status(431)),
+    rule("multi", &[("path", r"^/multi\}$"), ("header:X-Multi", r"\};"), ("query", r"^b\#?$|^a=\{$")], Want::Status(431)),
     rule("abort", &[("header:X-Abort", r"^\#;\\$")], ABORT),
     // a pattern ending in a backslash (apache joins a line ending in `\` to the next one)
     rule("trailing-backslash", &[("header:X-Tail", r"tail\\")], Want::Status(451)),
@@ -675,7 +675,8 @@ const HOSTILE_ROWS: &[Row<'static>] = &[
     (CUSTOM_ID, "less", "/", &[("X-Lt", "a")], PASS),
     (CUSTOM_ID, "greater", "/", &[("X-Gt", ">m")], Want::Status(429)),
     (CUSTOM_ID, "greater", "/", &[("X-Gt", "z")], PASS),
-    (CUSTOM_ID, "multi", "/multi%7D", &[("X-Multi", "};")], Want::Status(431)),
+    (CUSTOM_ID, "multi", "/multi%7D?b", &[("X-Multi", "};")], Want::Status(431)),
+    (CUSTOM_ID, "multi", "/multi%7D", &[("X-Multi", "};")], PASS),
     (CUSTOM_ID, "multi", "/multi%7D?a={", &[("X-Multi", "x};x")], Want::Status(431)),
     (CUSTOM_ID, "multi", "/multi%7D?a=%7B", &[("X-Multi", "};")], PASS),
     (CUSTOM_ID, "multi", "/multi%7D", &[("X-Multi", "}")], PASS),
