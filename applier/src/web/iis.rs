@@ -55,8 +55,10 @@
 //!
 //! # Layout
 //!
-//! The line ending is CRLF if the document's first line break is CRLF, else LF. The
-//! rules take the indentation of the first other child of `<rules>` that starts a
+//! Line breaks are read as XML reads them: CRLF, a lone CR, or LF. Inserted lines end
+//! like the document's first line break (LF when there is none), and are never put
+//! right after a lone CR when they start with LF, which would merge the two into a
+//! CRLF. The rules take the indentation of the first other child of `<rules>` that starts a
 //! line (else of airlock's own rules there, else `<rules>`'s line plus one step);
 //! created elements take that of their first sibling, else their parent's plus one
 //! step. The step is the first parent-to-child indentation found in the document
@@ -83,9 +85,10 @@
 //! # What is refused
 //!
 //! Documents over 16 MiB, not UTF-8 (or declaring another encoding), not
-//! well-formed, with a DOCTYPE (no entity expansion), nested deeper than 256
-//! elements, whose root is not `<configuration>`, or with two top-level
-//! `<system.webServer>`, two `<rewrite>` in it, or two `<rules>` in that. Every
+//! well-formed (a character XML 1.0 does not allow, such as NUL, anywhere, comments
+//! included; a second byte order mark), with a DOCTYPE (no entity expansion), nested
+//! deeper than 256 elements, whose root is not `<configuration>`, or with two
+//! top-level `<system.webServer>`, two `<rewrite>` in it, or two `<rules>` in that. Every
 //! refusal says what is wrong and at which byte, so that an operator can fix the
 //! file; nothing here panics, whatever the input.
 
@@ -129,7 +132,7 @@ pub fn apply(doc: &[u8], mitigation: &str, blocks: &[Block]) -> Result<Vec<u8>, 
     };
     let text = std::str::from_utf8(body).map_err(|e| {
         let at = e.valid_up_to();
-        let line = 1 + body[..at].iter().filter(|&&b| b == b'\n').count();
+        let line = line_number(&body[..at]);
         format!(
             "web.config is not UTF-8 (invalid byte at line {line}, byte {}). {UTF8_ONLY}",
             bom.len() + at
@@ -159,7 +162,8 @@ pub fn apply(doc: &[u8], mitigation: &str, blocks: &[Block]) -> Result<Vec<u8>, 
         })
         .collect();
     if !blocks.is_empty() {
-        edits.push(insertion(text, &scan, mitigation, blocks, &layout)?);
+        let edit = insertion(text, &scan, mitigation, blocks, &layout)?;
+        edits.push(not_after_cr(text, edit));
     }
     // An insertion at the start of the first removed rule sorts before its removal.
     edits.sort_by_key(|e| (e.at, e.end));
@@ -425,7 +429,7 @@ impl Scanner<'_> {
     /// byte order mark included).
     fn locate(&self, pos: usize) -> String {
         let head = self.text.get(..pos).unwrap_or(self.text);
-        let line = 1 + head.bytes().filter(|&b| b == b'\n').count();
+        let line = line_number(head.as_bytes());
         format!("line {line}, byte {}", self.base + pos)
     }
 
@@ -437,7 +441,30 @@ impl Scanner<'_> {
         )
     }
 
+    /// Refuses what quick-xml lets through although XML 1.0 forbids it, and IIS
+    /// refuses it too: a character outside XML's `Char` anywhere (quick-xml does not
+    /// look into comments, processing instructions or text), and a second byte order
+    /// mark. The latter would also derail the scan: quick-xml drops a U+FEFF at the
+    /// start of its input without counting it, so every position would be three
+    /// bytes short and the edits would land in the wrong place.
+    fn check_chars(&self) -> Result<(), String> {
+        if self.text.starts_with('\u{FEFF}') {
+            return Err(self.malformed(
+                0,
+                "a second byte order mark (U+FEFF); a file starts with one at most",
+            ));
+        }
+        match self.text.char_indices().find(|&(_, c)| !is_xml_char(c)) {
+            Some((at, c)) => Err(self.malformed(
+                at,
+                format_args!("U+{:04X}, a character XML does not allow", u32::from(c)),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn run(&self) -> Result<Scan, String> {
+        self.check_chars()?;
         let text = self.text;
         let mut reader = Reader::from_str(text);
         let cfg = reader.config_mut();
@@ -453,6 +480,17 @@ impl Scanner<'_> {
                 self.malformed(to_usize(reader.error_position()), format_args!("{e}"))
             })?;
             let end = to_usize(reader.buffer_position());
+            // Every edit is spliced at positions taken from tags: should quick-xml's
+            // positions ever drift from the text, refuse rather than corrupt the file.
+            if matches!(event, Event::Start(_) | Event::Empty(_) | Event::End(_))
+                && text.as_bytes().get(pos) != Some(&b'<')
+            {
+                return Err(format!(
+                    "internal error: the scan of web.config lost its place at byte {}; \
+                     nothing was changed",
+                    self.base + pos
+                ));
+            }
             match event {
                 Event::Decl(d) => {
                     if !first || pos != 0 {
@@ -768,48 +806,77 @@ fn to_usize(pos: u64) -> usize {
     usize::try_from(pos).unwrap_or(usize::MAX)
 }
 
-/// `\r\n` if the first line break of `text` is CRLF, else `\n`.
+/// The first line break of `text` as XML reads it (CRLF, a lone CR, or LF); LF when
+/// there is none.
 fn detect_eol(text: &str) -> &'static str {
-    match text.find('\n') {
-        Some(i) if i > 0 && text.as_bytes()[i - 1] == b'\r' => "\r\n",
+    let bytes = text.as_bytes();
+    match text.find(['\r', '\n']) {
+        Some(i) if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') => "\r\n",
+        Some(i) if bytes[i] == b'\r' => "\r",
         _ => "\n",
     }
 }
 
+/// The line number (from 1) of the position just after `head`, counting line breaks
+/// as XML does (CRLF, a lone CR, LF).
+fn line_number(head: &[u8]) -> usize {
+    let lone_cr = |i: usize| head.get(i + 1) != Some(&b'\n');
+    1 + head
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && lone_cr(i)))
+        .count()
+}
+
 /// The indentation before `pos` when only spaces and tabs stand between the start
-/// of its line and `pos`.
+/// of its line (after an LF or a lone CR) and `pos`.
 fn begins_line(text: &str, pos: usize) -> Option<Span> {
     let bytes = text.as_bytes();
     let mut i = pos.min(bytes.len());
     while i > 0 && matches!(bytes[i - 1], b' ' | b'\t') {
         i -= 1;
     }
-    (i == 0 || bytes[i - 1] == b'\n').then_some((i, pos))
+    (i == 0 || matches!(bytes[i - 1], b'\n' | b'\r')).then_some((i, pos))
 }
 
 /// The leading spaces and tabs of the line `pos` is on.
 fn line_indent(text: &str, pos: usize) -> &str {
     let head = text.get(..pos).unwrap_or(text);
-    let start = head.rfind('\n').map_or(0, |i| i + 1);
+    let start = head.rfind(['\n', '\r']).map_or(0, |i| i + 1);
     let line = text.get(start..).unwrap_or_default();
     let len = line.len() - line.trim_start_matches([' ', '\t']).len();
     &line[..len]
 }
 
 /// Where the removal of an element starting at `pos` begins: at the line break
-/// before its indentation when it starts a line, else at `pos`.
+/// (CRLF, lone CR or LF) before its indentation when it starts a line, else at `pos`.
 fn removal_start(text: &str, pos: usize) -> usize {
     match begins_line(text, pos) {
         Some((line, _)) if line > 0 => {
-            let lf = line - 1;
-            if lf > 0 && text.as_bytes()[lf - 1] == b'\r' {
-                lf - 1
+            let brk = line - 1;
+            let bytes = text.as_bytes();
+            if bytes[brk] == b'\n' && brk > 0 && bytes[brk - 1] == b'\r' {
+                brk - 1
             } else {
-                lf
+                brk
             }
         }
         _ => pos,
     }
+}
+
+/// `edit` moved so that, when it inserts lines starting with LF, it does not follow a
+/// lone CR: the two would merge into one CRLF line break, which a second application
+/// would read differently (as the document's line ending, or as its rules' line
+/// break). It moves before the run of CRs, which stays after the inserted lines.
+fn not_after_cr(text: &str, mut edit: Edit) -> Edit {
+    if edit.at == edit.end && edit.with.starts_with('\n') {
+        let head = text.as_bytes().get(..edit.at).unwrap_or_default();
+        let crs = head.iter().rev().take_while(|&&b| b == b'\r').count();
+        edit.at -= crs;
+        edit.end = edit.at;
+    }
+    edit
 }
 
 /// The indentation step from a parent indented `parent` to a child indented
@@ -1703,6 +1770,202 @@ mod tests {
                     assert_eq!(apply(&out, M, &blocks).as_ref(), Ok(&out), "{name} at {at}");
                 }
             }
+        }
+    }
+
+    /// Fuzz crash: quick-xml silently drops a U+FEFF at the start of its input without
+    /// counting it, so after airlock stripped the file's BOM, a second one made every
+    /// position three bytes short. `<configuration>\n</configuration>` got its rules
+    /// spliced into the middle of `</configuration>`; on larger files a second apply
+    /// left `</rule>le>` behind.
+    #[test]
+    fn a_second_byte_order_mark_is_refused() {
+        let refused = "web.config is not well-formed XML at line 1, byte 3: a second byte \
+                       order mark (U+FEFF); a file starts with one at most. Repair the file \
+                       (IIS cannot read it either), then apply again.";
+        for doc in [
+            "\u{FEFF}\u{FEFF}\n<configuration>\n</configuration>",
+            "\u{FEFF}\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<configuration>\r\n</configuration>\r\n",
+        ] {
+            assert_eq!(
+                apply(doc.as_bytes(), M, &am_2021_0001()),
+                Err(refused.into())
+            );
+            assert_eq!(apply(doc.as_bytes(), M, &[]), Err(refused.into()));
+        }
+        // U+FEFF elsewhere is an ordinary character (a zero-width no-break space).
+        let doc = "\u{FEFF}<configuration>\n<!-- \u{FEFF} -->\n</configuration>\n";
+        let out = apply_ok(doc.as_bytes(), &am_2021_0001());
+        elements(&out).expect("well-formed");
+        assert!(out.starts_with(BOM) && !out[3..].starts_with(BOM));
+        assert_eq!(apply_ok(&out, &am_2021_0001()), out, "idempotent");
+    }
+
+    /// Fuzz crash (same input): NULs inside a comment were accepted, because quick-xml
+    /// does not check characters in comments, text or processing instructions. XML 1.0
+    /// forbids them anywhere, and IIS refuses such a file.
+    #[test]
+    fn characters_xml_forbids_are_refused() {
+        let refused = |line: usize, byte: usize, ch: &str| {
+            format!(
+                "web.config is not well-formed XML at line {line}, byte {byte}: {ch}, a \
+                 character XML does not allow. Repair the file (IIS cannot read it either), \
+                 then apply again."
+            )
+        };
+        let cases = [
+            (
+                "<configuration>\n<!-- a\u{0}b -->\n</configuration>",
+                2,
+                22,
+                "U+0000",
+            ),
+            (
+                "\u{FEFF}<configuration>\n<!-- a\u{0}b -->\n</configuration>",
+                2,
+                25,
+                "U+0000",
+            ),
+            ("<configuration>x\u{1}</configuration>", 1, 16, "U+0001"),
+            // Line numbers count line breaks as XML does: CRLF, lone CR, LF.
+            ("<configuration>\r<!-- \u{0} -->", 2, 21, "U+0000"),
+            ("<configuration>\r\n\r<!-- \u{0} -->", 3, 23, "U+0000"),
+            ("<configuration a=\"\u{B}\"/>", 1, 18, "U+000B"),
+            ("<?x \u{1F}?><configuration/>", 1, 4, "U+001F"),
+            ("<configuration/>\n<!-- \u{FFFE} -->", 2, 22, "U+FFFE"),
+            (
+                "<configuration><![CDATA[\u{FFFF}]]></configuration>",
+                1,
+                24,
+                "U+FFFF",
+            ),
+        ];
+        for (doc, line, byte, ch) in cases {
+            let expected = Err(refused(line, byte, ch));
+            assert_eq!(
+                apply(doc.as_bytes(), M, &am_2021_0001()),
+                expected,
+                "{doc:?}"
+            );
+            assert_eq!(apply(doc.as_bytes(), M, &[]), expected, "{doc:?}");
+        }
+        // Tab, CR, LF and the characters around the forbidden ranges are allowed.
+        let doc = "<configuration>\t\r\n<!-- \u{20}\u{D7FF}\u{E000}\u{FFFD}\u{10000}\u{10FFFF} -->\r</configuration>";
+        let out = apply_ok(doc.as_bytes(), &am_2021_0001());
+        assert_eq!(apply_ok(&out, &am_2021_0001()), out, "idempotent");
+    }
+
+    /// A run of lone CRs (a line break to XML) before a rule, as in the first fuzz
+    /// crash (where the second byte order mark was the cause): applying stays
+    /// idempotent, removal is accepted, and the lone CRs are kept.
+    #[test]
+    fn a_lone_cr_run_before_a_rule_keeps_apply_idempotent() {
+        let docs = [
+            "<configuration><system.webServer><rewrite><rules>\r\n  <rule name=\"site\"/>\r\n  \r\r\r  <rule name=\"next\"/>\r\n</rules></rewrite></system.webServer></configuration>",
+            "<configuration><system.webServer><rewrite><rules>\r\r\r    <rule name=\"airlock AM-2021-0001 old\"/>\r\r  </rules></rewrite></system.webServer></configuration>",
+            "<configuration>\n<system.webServer>\n<rewrite>\n<rules>\n<rule name=\"site\"/>\r\r\r  <rule name=\"airlock AM-2021-0001 old\"/>\r\n\r\r</rules>\r</rewrite>\n</system.webServer>\n</configuration>",
+            "<configuration>\r\r<system.webServer/>\r</configuration>",
+        ];
+        for doc in docs {
+            for blocks in [am_2021_0001(), other_blocks()] {
+                let once = apply_ok(doc.as_bytes(), &blocks);
+                elements(&once).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+                assert_eq!(apply_ok(&once, &blocks), once, "{doc:?}: idempotent");
+                let removed = apply_ok(&once, &[]);
+                elements(&removed).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+                assert!(
+                    rules_of(&removed)
+                        .iter()
+                        .all(|r| !r.0.starts_with("airlock AM-2021-0001 ")),
+                    "{doc:?}"
+                );
+                assert_eq!(
+                    apply_ok(&removed, &[]),
+                    removed,
+                    "{doc:?}: removal is stable"
+                );
+                let lone = |d: &[u8]| d.windows(2).filter(|w| w == b"\r\r").count();
+                assert_eq!(lone(&once), lone(doc.as_bytes()), "{doc:?}: lone CRs kept");
+            }
+        }
+    }
+
+    /// Fuzz crash: in `<?pi?>\r<configuration>\r</configuration>\n` the first apply
+    /// wrote its LF-led lines right after the lone CR, which merged with the first LF
+    /// into a CRLF, so the second apply took CRLF for the document's line ending and
+    /// rewrote every inserted line. Line breaks are now read as XML reads them, and
+    /// lines starting with LF never go right after a lone CR.
+    #[test]
+    fn lf_lines_after_a_lone_cr_keep_apply_idempotent() {
+        let one = [Block {
+            name: "n".into(),
+            matches: vec![cond(On::Query, "q")],
+            response: Reply::Abort,
+        }];
+        let rule = |ind: &str, unit: &str, eol: &str| {
+            render(M, &one, unit, eol)
+                .split_terminator(eol)
+                .map(|l| format!("{eol}{ind}{l}"))
+                .collect::<String>()
+        };
+        let cases: Vec<(&str, String)> = vec![
+            (
+                // The fuzz input: a lone CR is the first line break, so the lines end
+                // with CR, and `</configuration>` after a lone CR starts a line.
+                "<?pi x?>\r<configuration>\r</configuration>\t\n",
+                format!(
+                    "<?pi x?>\r<configuration>\r  <system.webServer>\r    <rewrite>\r      <rules>{}\r      </rules>\r    </rewrite>\r  </system.webServer>\r</configuration>\t\n",
+                    rule("        ", "  ", "\r")
+                ),
+            ),
+            (
+                // LF document, a run of lone CRs before `</rules>`: the rules go before
+                // the run.
+                "<configuration>\n  <system.webServer>\n    <rewrite>\n      <rules>\r\r      </rules>\n    </rewrite>\n  </system.webServer>\n</configuration>\n",
+                format!(
+                    "<configuration>\n  <system.webServer>\n    <rewrite>\n      <rules>{}\r\r      </rules>\n    </rewrite>\n  </system.webServer>\n</configuration>\n",
+                    rule("        ", "  ", "\n")
+                ),
+            ),
+            (
+                // LF document, a run of lone CRs before the old rule that is replaced.
+                "<configuration>\n <system.webServer>\n  <rewrite>\n   <rules>\n    <rule name=\"site\"/>\r\r    <rule name=\"airlock AM-2021-0001 old\"/>\n   </rules>\n  </rewrite>\n </system.webServer>\n</configuration>",
+                format!(
+                    "<configuration>\n <system.webServer>\n  <rewrite>\n   <rules>\n    <rule name=\"site\"/>{}\r\n   </rules>\n  </rewrite>\n </system.webServer>\n</configuration>",
+                    rule("    ", " ", "\n")
+                ),
+            ),
+            (
+                // CRLF document with a lone CR before `</rules>`: CRLF does not merge.
+                "<configuration>\r\n<system.webServer>\r\n<rewrite>\r\n<rules>\r</rules>\r\n</rewrite>\r\n</system.webServer>\r\n</configuration>",
+                format!(
+                    "<configuration>\r\n<system.webServer>\r\n<rewrite>\r\n<rules>{}\r</rules>\r\n</rewrite>\r\n</system.webServer>\r\n</configuration>",
+                    rule("  ", "  ", "\r\n")
+                ),
+            ),
+        ];
+        for (doc, expected) in cases {
+            let out = apply_ok(doc.as_bytes(), &one);
+            assert_eq!(
+                String::from_utf8(out.clone()).expect("UTF-8"),
+                expected,
+                "{doc:?}"
+            );
+            assert_eq!(apply_ok(&out, &one), out, "{doc:?}: idempotent");
+            assert_eq!(
+                apply_ok(&out, &other_blocks()),
+                apply_ok(doc.as_bytes(), &other_blocks()),
+                "{doc:?}: update"
+            );
+            elements(&apply_ok(&out, &[])).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+        }
+        // With `</rules>` on its own line (after lone CRs), removal gives back the bytes.
+        for doc in [
+            "<configuration>\n  <system.webServer>\n    <rewrite>\n      <rules>\r\r      </rules>\n    </rewrite>\n  </system.webServer>\n</configuration>\n",
+            "<configuration>\r<system.webServer>\r<rewrite>\r<rules>\r<rule name=\"site\"/>\r</rules>\r</rewrite>\r</system.webServer>\r</configuration>\r",
+        ] {
+            let out = apply_ok(doc.as_bytes(), &am_2021_0001());
+            assert_eq!(apply_ok(&out, &[]), doc.as_bytes(), "{doc:?}");
         }
     }
 }
