@@ -244,14 +244,7 @@ fn applicability(m: &Mitigation, profile: &Profile) -> Result<String, String> {
 /// where the first url-block was). `Err` when they cannot be carried out here, in
 /// which case none of its actions is.
 fn steps(m: &Mitigation, web: &Web) -> Result<Vec<Step>, String> {
-    let blocks: Vec<Block> = m
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::UrlBlock(b) => Some(Block::from_format(b)),
-            _ => None,
-        })
-        .collect();
+    let blocks = Block::all_of(m);
     let rules = if blocks.is_empty() {
         None
     } else {

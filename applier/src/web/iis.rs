@@ -1160,19 +1160,12 @@ mod tests {
 
     #[test]
     fn sample_blocks_are_those_of_the_sample_feed() {
-        use airlock_format::mitigation::{Action, Mitigation};
+        use airlock_format::mitigation::Mitigation;
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../samples/feed/mitigations/AM-2021-0001.xml");
         let bytes = std::fs::read(&path).expect("sample mitigation");
         let m = Mitigation::parse("AM-2021-0001.xml", &bytes).expect("parses");
-        let blocks: Vec<Block> = m
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::UrlBlock(b) => Some(Block::from_format(b)),
-                _ => None,
-            })
-            .collect();
+        let blocks = Block::all_of(&m);
         assert_eq!(m.id, M);
         assert_eq!(blocks, am_2021_0001());
     }

@@ -65,6 +65,17 @@ pub enum Reply {
 }
 
 impl Block {
+    /// The url-blocks of a mitigation, in document order.
+    pub fn all_of(m: &airlock_format::mitigation::Mitigation) -> Vec<Block> {
+        m.actions
+            .iter()
+            .filter_map(|a| match a {
+                airlock_format::mitigation::Action::UrlBlock(b) => Some(Block::from_format(b)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The applier's copy of a document's url-block.
     pub fn from_format(b: &UrlBlock) -> Block {
         Block {
