@@ -131,14 +131,25 @@ pub fn execute(
     let bundle = plan.bundle.as_ref().map(|b| b.id.clone());
     let run = run_id(&plan.hash);
     let mut seen = BTreeSet::new();
-    let preimages: Vec<&[u8]> = plan
+    let preimages: Vec<(&str, &[u8])> = plan
         .files
         .iter()
-        .filter_map(|f| f.before_content.as_deref())
-        .chain(plan.keep.iter().map(Vec::as_slice))
-        .filter(|c| seen.insert(sha256_hex(c)))
+        .filter_map(|f| {
+            Some((
+                f.before.as_ref()?.sha256.as_str(),
+                f.before_content.as_deref()?,
+            ))
+        })
+        .chain(
+            plan.keep
+                .iter()
+                .map(|k| (k.meta.sha256.as_str(), k.content.as_slice())),
+        )
+        .filter(|(sha, _)| seen.insert(*sha))
         .collect();
-    let (_, failed) = parallel(&preimages, |c| cx.store.keep_preimage(c));
+    let (_, failed) = parallel(&preimages, |(sha, content)| {
+        cx.store.keep_preimage(sha, content)
+    });
     if let Some((_, e)) = failed {
         return Err(e);
     }

@@ -28,23 +28,14 @@ pub use error::{Error, Result};
 
 use airlock_format::Exit;
 use airlock_format::output::Output;
-use clap::Parser;
 use cli::{Cli, Command};
 use std::ffi::OsString;
 
 /// Runs the applier with `args` (including the program name) and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match airlock_format::output::parse_args(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Success
-            };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let out = Output::new("airlock-applier", cli.quiet, cli.verbose);
     let result = match &cli.command {

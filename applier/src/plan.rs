@@ -137,8 +137,9 @@ pub struct Plan {
     pub new_state: State,
     /// Pre-images of files that become managed without changing now (a key that
     /// already had the value): kept all the same, so rollback can restore them.
+    /// (A changed file's pre-image is its `before_content`.)
     #[serde(skip)]
-    pub keep: Vec<Vec<u8>>,
+    pub keep: Vec<FileNow>,
 }
 
 impl Plan {
@@ -264,15 +265,10 @@ pub fn make(host: &Host<'_>, desired: &Desired, header: Header) -> Result<Plan> 
             sha256: sha256_hex(c),
             mode,
         });
-        if !touching.is_empty() {
-            if managed.is_none()
-                && let Some(b) = &base
-            {
-                keep.push(b.content.clone());
-            }
+        if let (false, Some(a)) = (touching.is_empty(), &after) {
             // Completed with the real owner once written.
             let written = FileMeta {
-                sha256: sha256_hex(content.as_deref().unwrap_or_default()),
+                sha256: a.sha256.clone(),
                 mode,
                 uid: owner.map_or(0, |o| o.0),
                 gid: owner.map_or(0, |o| o.1),
@@ -290,7 +286,16 @@ pub fn make(host: &Host<'_>, desired: &Desired, header: Header) -> Result<Plan> 
             (Some(n), Some(a)) => n.meta.sha256 == a.sha256 && n.meta.mode == a.mode,
             _ => false,
         };
-        if !same {
+        if same {
+            // Newly managed without a change now (a key that already had the
+            // value): its pre-image is kept all the same, for rollback.
+            if managed.is_none()
+                && !touching.is_empty()
+                && let Some(b) = base
+            {
+                keep.push(b);
+            }
+        } else {
             files.push(FileChange {
                 path: path.into(),
                 before: now.as_ref().map(|n| n.meta.clone()),

@@ -9,9 +9,6 @@ use crate::plan::{self, BundleRef, Header, Host, Plan};
 use crate::root::HostRoot;
 use crate::state::{Lock, State, StateDir};
 use crate::systemd::Systemd;
-use airlock_format::fsutil;
-use airlock_format::hash::sha256_hex;
-use airlock_format::limits::MAX_PROFILE_BYTES;
 use airlock_format::output::Output;
 use airlock_format::profile::{Profile, locate};
 use airlock_ledger::Ledger;
@@ -44,7 +41,7 @@ impl Session {
     pub fn open(profile: Option<&Path>, command: &str, out: &Output) -> Result<Session> {
         let path = locate(profile);
         let profile = Profile::load(&path)?;
-        let profile_sha256 = sha256_hex(&fsutil::read_limited(&path, MAX_PROFILE_BYTES)?);
+        let profile_sha256 = profile.sha256().to_string();
         let ledger = crate::verify::open_ledger(&profile)?;
         let store = StateDir::new(profile.state_dir());
         let lock = store.lock()?;

@@ -297,13 +297,21 @@ impl StateDir {
         Ok(())
     }
 
-    /// Stores `content` as a pre-image (no-op when already stored); fsynced.
-    pub fn keep_preimage(&self, content: &[u8]) -> Result<String> {
-        let sha = sha256_hex(content);
+    /// Stores `content`, whose SHA-256 (computed when it was read) is `sha256`, as a
+    /// pre-image (no-op when already stored); fsynced. [`StateDir::preimage`]
+    /// checks the content against its name on every read.
+    pub fn keep_preimage(&self, sha256: &str, content: &[u8]) -> Result<()> {
+        if !is_sha256_hex(sha256) {
+            return Err(Error::State {
+                dir: self.dir.clone(),
+                reason: format!("{sha256} is not a SHA-256 pre-image name"),
+                hint: "report this as a bug".into(),
+            });
+        }
         let dir = self.preimages();
-        let path = dir.join(&sha);
+        let path = dir.join(sha256);
         if path.exists() {
-            return Ok(sha);
+            return Ok(());
         }
         if !dir.exists() {
             use std::os::unix::fs::DirBuilderExt;
@@ -322,7 +330,7 @@ impl StateDir {
             .map_err(|e| airlock_format::Error::io("write", &path, e))?;
         tmp.persist(&path)
             .map_err(|e| airlock_format::Error::io("rename into place", &path, e.error))?;
-        Ok(sha)
+        Ok(())
     }
 
     /// Fsyncs `preimages/` after [`StateDir::keep_preimage`] calls.

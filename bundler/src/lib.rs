@@ -15,23 +15,14 @@ pub mod publish;
 
 pub use airlock_format::{Error, Exit, Result};
 
-use clap::Parser;
 use cli::{Cli, Command, FeedCommand};
 use std::ffi::OsString;
 
 /// Runs the bundler with `args` (including the program name) and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match airlock_format::output::parse_args(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Success
-            };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let out = airlock_format::output::Output::new("airlock-bundler", cli.quiet, cli.verbose);
     let result = match cli.command {

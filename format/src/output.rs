@@ -24,6 +24,21 @@ impl OperatorError for crate::Error {
     }
 }
 
+/// Parses a binary's command line: `Err` is the exit code after clap has printed
+/// its message (usage errors exit 2; `--help` and `--version` exit 0).
+pub fn parse_args<C: clap::Parser>(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<C, Exit> {
+    C::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            Exit::Usage
+        } else {
+            Exit::Success
+        }
+    })
+}
+
 /// Where and how much to print, for one program.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {

@@ -52,6 +52,7 @@ fn locate_with(explicit: Option<&Path>, env: Option<OsString>) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Profile {
     path: PathBuf,
+    sha256: String,
     host: String,
     root: PathBuf,
     state_dir: PathBuf,
@@ -213,7 +214,15 @@ impl Profile {
             return Err(too_large(path, MAX_PROFILE_BYTES));
         }
         let raw: RawProfile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
-        Validator { path }.profile(raw)
+        let mut profile = Validator { path }.profile(raw)?;
+        profile.sha256 = crate::hash::sha256_hex(text.as_bytes());
+        Ok(profile)
+    }
+
+    /// SHA-256 of the profile text this was parsed from (bound into plans, so a
+    /// plan made under another profile does not match).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// The file this profile was read from, as given.
@@ -380,6 +389,7 @@ impl Validator<'_> {
         let policy = self.policy(raw.policy, &trust)?;
         Ok(Profile {
             path: self.path.to_path_buf(),
+            sha256: String::new(),
             host,
             root,
             state_dir,

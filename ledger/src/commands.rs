@@ -13,24 +13,15 @@ use airlock_format::Exit;
 use airlock_format::keys::{PasswordSource, PublicKey, SecretKey};
 use airlock_format::profile::{Profile, locate};
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::Parser;
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Runs `airlock-ledger` with `args` (including the program name) and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match airlock_format::output::parse_args(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Success
-            };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let out = Output::new("airlock-ledger", cli.quiet, cli.verbose);
     let json = matches!(&cli.command, Command::Verify(a) if a.json);
