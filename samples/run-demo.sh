@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole airlock flow on the shipped samples, in a temporary directory,
-# printing each command: publish the sample vendor feed, fetch it into a verified
-# cache, build a signed bundle, inspect and verify it; then, on the sample lab
+# printing each command: publish the sample vendor feed, fetch it over HTTP from
+# loopback into a verified cache (twice: the second is one conditional request), build a signed bundle, inspect and verify it; then, on the sample lab
 # server (samples/hosts/lab01 copied to a temporary host root): init, verify the
 # bundle there, plan, apply, status, apply again (nothing to do), roll one
 # mitigation back, then everything, and verify the ledger against a checkpoint.
@@ -21,7 +21,16 @@ step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain" | sed "s#$work#\$WORK#g; s#
 
 echo "working in $work (removed at exit)"
 step "$bin/airlock-bundler" feed publish "$work/feed" --key "$keys/TEST-ONLY-vendor.key" --retire AM-2020-0007
-step "$bin/airlock-bundler" fetch "$work/feed" --vendor-key "$keys/TEST-ONLY-vendor.pub" --cache "$work/cache"
+# The feed is served over HTTP on loopback by feed-server, the test server standing in
+# for the vendor's https:// site. The second fetch is one conditional request (304).
+"$bin/feed-server" "$work/feed" > "$work/server.url" &
+server=$!
+trap 'kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -s "$work/server.url" ] && break; sleep 0.1; done
+url="$(head -n 1 "$work/server.url")"
+step "$bin/airlock-bundler" fetch "$url" --vendor-key "$keys/TEST-ONLY-vendor.pub" --cache "$work/cache"
+step "$bin/airlock-bundler" fetch "$url" --vendor-key "$keys/TEST-ONLY-vendor.pub" --cache "$work/cache"
+kill "$server" 2>/dev/null
 step "$bin/airlock-bundler" build --cache "$work/cache" --key "$keys/TEST-ONLY-release.key" --channel prod \
   --attach samples/README.md --detached-sig --out "$work/samples.airlock"
 step "$bin/airlock-bundler" inspect "$work/samples.airlock"

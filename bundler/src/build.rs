@@ -16,6 +16,12 @@ use std::collections::BTreeSet;
 /// Runs `build`.
 pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
     let cache = Cache::new(&a.cache);
+    // Held to the end: no fetch changes the cache, and no other build takes the
+    // same sequence number, while this one reads and records.
+    let _lock = match a.cache.is_dir() {
+        true => Some(cache.lock()?),
+        false => None,
+    };
     let (feed, trust) = cache.feed()?.ok_or_else(|| {
         Error::Invalid(format!(
             "{} holds no fetched feed: run `airlock-bundler fetch` into it first",
@@ -150,7 +156,7 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
         }));
     } else {
         out.line(format!(
-            "built {}: bundle {} (channel {}, seq {}), {} mitigations, {} retired, {} attachments, signed by release key {}, expires {}",
+            "built {}: bundle {} (channel {}, seq {}), {} mitigations, {} retired, {} attachment{}, signed by release key {}, expires {}",
             a.out.display(),
             manifest.id,
             manifest.channel,
@@ -158,6 +164,7 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
             manifest.mitigations.len(),
             manifest.retired.len(),
             manifest.attachments.len(),
+            if manifest.attachments.len() == 1 { "" } else { "s" },
             manifest.release_key,
             time::format(&manifest.expires)
         ));

@@ -4,20 +4,44 @@
 //! CACHE/vendor.pub                 the vendor key the cache was filled with
 //! CACHE/feed.xml, feed.xml.minisig the last verified feed (written last: the commit point)
 //! CACHE/objects/SHA256.xml         documents, content-addressed, with their .minisig
+//! CACHE/feed.http.json             the server's ETag / Last-Modified for that feed
 //! CACHE/sequence.json              last sequence number built per channel
+//! CACHE/lock                       held by a fetch or a build while it runs
 //! ```
 //!
 //! Every file is written atomically, so an interrupted fetch leaves the previous
-//! feed in force and at worst some extra verified objects. Readers re-verify
-//! everything they load, so a cache edited on disk is caught too.
+//! feed in force and at worst some extra verified objects; its temporary files are
+//! removed by the next fetch. Readers re-verify everything they load, so a cache
+//! edited on disk is caught too.
 
+use crate::http::Validators;
 use airlock_format::feed::{Feed, FeedEntry};
 use airlock_format::keys::PublicKey;
 use airlock_format::trust::TrustRoots;
 use airlock_format::verify::{self, Document, Verified};
 use airlock_format::{Error, Result, fsutil, hash, limits};
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+
+/// Prefix of the temporary files [`fsutil::write_atomic`] leaves if it is killed.
+const TEMP_PREFIX: &str = ".airlock-tmp-";
+
+/// What the cache last accepted from a URL: validators for the next conditional
+/// request, bound to the feed bytes they came with.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct HttpRecord {
+    url: String,
+    feed_sha256: String,
+    #[serde(flatten)]
+    validators: Validators,
+}
+
+/// A held cache lock; released on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
 
 /// A cache directory.
 #[derive(Debug, Clone)]
@@ -39,6 +63,45 @@ impl Cache {
         std::fs::create_dir_all(&objects).map_err(|e| Error::io("create", &objects, e))
     }
 
+    /// Takes the cache lock (fetch and build both write). Refused at once, not
+    /// waited for, when another bundler holds it.
+    pub fn lock(&self) -> Result<CacheLock> {
+        let p = self.dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::io("open", &p, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(CacheLock { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(Error::Busy(format!(
+                "cache {} is in use by another airlock-bundler fetch or build",
+                self.dir.display()
+            ))),
+            Err(TryLockError::Error(e)) => Err(Error::io("lock", &p, e)),
+        }
+    }
+
+    /// Removes temporary files an interrupted fetch left (call with the exclusive
+    /// lock held). Returns how many were removed.
+    pub fn sweep_temp(&self) -> Result<usize> {
+        let mut removed = 0;
+        for dir in [self.dir.clone(), self.dir.join("objects")] {
+            let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+                if is_file && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                    let p = entry.path();
+                    std::fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn object_path(&self, sha256: &str) -> PathBuf {
         self.dir.join("objects").join(format!("{sha256}.xml"))
     }
@@ -58,17 +121,16 @@ impl Cache {
         PublicKey::from_file(&p).map(Some)
     }
 
-    /// Records the vendor key (first fetch) or checks it is the same one.
-    pub fn bind_vendor_key(&self, key: &PublicKey) -> Result<()> {
+    /// Refuses a vendor key other than the one the cache was filled with.
+    pub fn check_vendor_key(&self, key: &PublicKey) -> Result<()> {
         match self.vendor_key()? {
-            Some(k) if k.id() == key.id() => Ok(()),
-            Some(k) => Err(Error::Invalid(format!(
+            Some(k) if k.id() != key.id() => Err(Error::Invalid(format!(
                 "cache {} was filled from vendor key {}, not {}: use a separate cache directory per vendor key",
                 self.dir.display(),
                 k.id(),
                 key.id()
             ))),
-            None => fsutil::write_atomic(&self.dir.join("vendor.pub"), key.text().as_bytes(), None),
+            _ => Ok(()),
         }
     }
 
@@ -113,20 +175,76 @@ impl Cache {
         Ok((what, xml, sig))
     }
 
-    /// Stores a verified document (signature first, then the document).
+    /// Stores a verified document (signature first, then the document). Each file
+    /// is complete and fsynced before it gets its name; the directory entries are
+    /// made durable by [`Cache::commit_feed`], once for the whole fetch.
     pub fn store(&self, doc: &Document, entry: &FeedEntry) -> Result<()> {
-        fsutil::write_atomic(
+        fsutil::write_atomic_unsynced_dir(
             &self.sig_path(&entry.sha256),
             doc.signature.as_bytes(),
             None,
         )?;
-        fsutil::write_atomic(&self.object_path(&entry.sha256), &doc.xml, None)
+        fsutil::write_atomic_unsynced_dir(&self.object_path(&entry.sha256), &doc.xml, None)
     }
 
-    /// Commits a verified feed: written last, so it only ever names stored objects.
-    pub fn commit_feed(&self, xml: &[u8], sig: &[u8]) -> Result<()> {
-        fsutil::write_atomic(&self.dir.join("feed.xml.minisig"), sig, None)?;
+    /// The cached feed's bytes, when there is one (not verified: see [`Cache::feed`]).
+    pub fn feed_bytes(&self) -> Result<Option<Vec<u8>>> {
+        let p = self.dir.join("feed.xml");
+        if !p.exists() {
+            return Ok(None);
+        }
+        fsutil::read_limited(&p, limits::MAX_FEED_BYTES).map(Some)
+    }
+
+    /// Commits a verified feed: written last, after the objects directory is
+    /// synced, so it only ever names stored objects. `sig: None` keeps the cached
+    /// signature (the feed bytes are the cached ones).
+    /// The first commit records `key` as the cache's vendor key.
+    pub fn commit_feed(&self, xml: &[u8], sig: Option<&[u8]>, key: &PublicKey) -> Result<()> {
+        fsutil::sync_dir(&self.dir.join("objects"))?;
+        if self.vendor_key()?.is_none() {
+            fsutil::write_atomic(&self.dir.join("vendor.pub"), key.text().as_bytes(), None)?;
+        }
+        if let Some(sig) = sig {
+            fsutil::write_atomic(&self.dir.join("feed.xml.minisig"), sig, None)?;
+        }
         fsutil::write_atomic(&self.dir.join("feed.xml"), xml, None)
+    }
+
+    fn http_path(&self) -> PathBuf {
+        self.dir.join("feed.http.json")
+    }
+
+    /// The validators to send for `url`: only when they were recorded for `url`
+    /// together with exactly the feed now cached (`cached_xml`). A damaged record
+    /// only costs a full download.
+    pub fn validators(&self, url: &str, cached_xml: &[u8]) -> Option<Validators> {
+        let bytes = fsutil::read_limited(&self.http_path(), 64 * 1024).ok()?;
+        let rec: HttpRecord = serde_json::from_slice(&bytes).ok()?;
+        (rec.url == url
+            && rec.feed_sha256 == hash::sha256_hex(cached_xml)
+            && !rec.validators.is_empty())
+        .then_some(rec.validators)
+    }
+
+    /// Records the validators that came with the committed feed `xml` from `url`
+    /// (or forgets them when there are none).
+    pub fn record_validators(&self, url: &str, xml: &[u8], validators: &Validators) -> Result<()> {
+        if validators.is_empty() {
+            return match std::fs::remove_file(self.http_path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io("remove", &self.http_path(), e))
+                }
+                _ => Ok(()),
+            };
+        }
+        let rec = HttpRecord {
+            url: url.to_string(),
+            feed_sha256: hash::sha256_hex(xml),
+            validators: validators.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&rec).unwrap_or_default();
+        fsutil::write_atomic(&self.http_path(), &json, None)
     }
 
     fn sequence_path(&self) -> PathBuf {

@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Fetch vendor-signed mitigations, check every signature, and pack them into one
 /// signed .airlock bundle to carry over the air gap.
@@ -107,8 +108,9 @@ pub struct PublishArgs {
 /// `fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// The feed: a local directory (HTTP(S) feeds are not supported yet).
-    pub source: PathBuf,
+    /// The feed: an https:// URL of the vendor's feed directory (or of its feed.xml), or a local directory.
+    #[arg(value_name = "URL|DIR")]
+    pub source: std::ffi::OsString,
     /// The vendor's public key; the feed and every document must be signed by it.
     #[arg(long, value_name = "PUB")]
     pub vendor_key: PathBuf,
@@ -118,6 +120,37 @@ pub struct FetchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Allow plain http:// to a host that is not loopback.
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Trust only the CA certificates in this PEM file for https:// (default: the system's trust store).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Give up connecting (DNS, TCP, proxy, TLS) after this many seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub connect_timeout: Duration,
+    /// Give up when the server sends nothing for this many seconds.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    pub read_timeout: Duration,
+    /// Give up on one request (body included) after this many seconds.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds)]
+    pub request_timeout: Duration,
+    /// Try again this many times after a 5xx, 408, 429 or dropped connection (backoff from 0.25 s, doubling).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
+    /// Download and check up to N documents at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+}
+
+/// Parses a positive number of seconds, decimals allowed (at most a day).
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 /// `build`.

@@ -9,9 +9,11 @@ pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod fetch;
+pub mod http;
 pub mod inspect;
 pub mod keygen;
 pub mod publish;
+pub mod source;
 
 pub use airlock_format::{Error, Exit, Result};
 

@@ -76,6 +76,38 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Signed content that verifies but must not be used: expired, or older than
+    /// what was already accepted (freeze, replay, rollback protection).
+    #[error("{what}: {reason}")]
+    Stale {
+        /// What was refused.
+        what: String,
+        /// Why.
+        reason: String,
+        /// What the operator can do about it.
+        hint: String,
+    },
+    /// A network transfer failed: connection, TLS, timeout, or an HTTP error status.
+    #[error("{what}: {reason}")]
+    Network {
+        /// The URL involved.
+        what: String,
+        /// What went wrong.
+        reason: String,
+        /// What the operator can do about it.
+        hint: String,
+    },
+    /// The command line asks for something airlock refuses to do as given.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong with the arguments.
+        message: String,
+        /// How to ask for it correctly.
+        hint: String,
+    },
+    /// Another airlock process holds a lock this command needs.
+    #[error("{0}")]
+    Busy(String),
     /// Refused by policy: expired, sequence going backwards, and similar.
     #[error("{what}: {reason}")]
     Policy {
@@ -92,12 +124,18 @@ impl Error {
     /// The exit code this error maps to (design card §9).
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Io { .. } | Error::Key { .. } | Error::Invalid(_) => Exit::Operational,
+            Error::Io { .. }
+            | Error::Key { .. }
+            | Error::Invalid(_)
+            | Error::Network { .. }
+            | Error::Busy(_) => Exit::Operational,
+            Error::Usage { .. } => Exit::Usage,
             Error::Limit { .. }
             | Error::Xml { .. }
             | Error::Signature { .. }
             | Error::Mismatch { .. }
-            | Error::Archive { .. } => Exit::Verification,
+            | Error::Archive { .. }
+            | Error::Stale { .. } => Exit::Verification,
             Error::Policy { .. } => Exit::Policy,
         }
     }
@@ -115,7 +153,11 @@ impl Error {
             Error::Signature { .. } => {
                 "do not use this file; check that you passed the right public key, then get a fresh copy from its publisher".into()
             }
-            Error::Policy { hint, .. } => hint.clone(),
+            Error::Policy { hint, .. }
+            | Error::Stale { hint, .. }
+            | Error::Network { hint, .. }
+            | Error::Usage { hint, .. } => hint.clone(),
+            Error::Busy(_) => "wait for the other command to finish, then run this one again".into(),
         }
     }
 

@@ -40,6 +40,14 @@ pub fn read_text_limited(path: &Path, limit: u64) -> Result<String> {
 
 /// Atomically replaces `path` with `contents` (mode 0644 unless `mode` is given).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
+    write_atomic_unsynced_dir(path, contents, mode)?;
+    sync_dir(parent_dir(path))
+}
+
+/// Like [`write_atomic`] but leaves the directory fsync to the caller, who writes
+/// many files into one directory and calls [`sync_dir`] once after the last.
+/// A crash before that may lose the new names, never leave a partial file.
+pub fn write_atomic_unsynced_dir(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
     let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".airlock-tmp-")
@@ -48,19 +56,24 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<(
     tmp.as_file_mut()
         .write_all(contents)
         .map_err(|e| Error::io("write", tmp.path(), e))?;
-    commit_temp(tmp, path, mode.unwrap_or(0o644))
+    persist_temp(tmp, path, mode.unwrap_or(0o644))
 }
 
 /// Commits a temporary file written beside `path`: sets `mode`, fsyncs it, renames
 /// it over `path` and fsyncs the directory.
 pub fn commit_temp(tmp: tempfile::NamedTempFile, path: &Path, mode: u32) -> Result<()> {
+    persist_temp(tmp, path, mode)?;
+    sync_dir(parent_dir(path))
+}
+
+fn persist_temp(tmp: tempfile::NamedTempFile, path: &Path, mode: u32) -> Result<()> {
     set_mode(tmp.as_file(), mode).map_err(|e| Error::io("set the mode of", tmp.path(), e))?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io("fsync", tmp.path(), e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("rename into place", path, e.error))?;
-    sync_dir(parent_dir(path))
+    Ok(())
 }
 
 /// Fsyncs a directory so that a rename inside it is durable.

@@ -88,10 +88,10 @@ fn second_fetch_reports_unchanged_updated_and_retired() {
     .expect(0);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["updated"], serde_json::json!(["AM-2021-0003"]));
-    assert_eq!(
-        v["retired"],
-        serde_json::json!(["AM-2020-0007", "AM-2024-0001"])
-    );
+    // Only what this feed newly withdraws: AM-2020-0007 was retired already.
+    assert_eq!(v["retired"], serde_json::json!(["AM-2024-0001"]));
+    assert_eq!(v["dropped"], serde_json::json!([]));
+    assert_eq!(v["http"], serde_json::Value::Null);
     assert_eq!(v["unchanged"].as_array().unwrap().len(), 6);
 }
 
