@@ -11,12 +11,23 @@ use std::path::Path;
 /// Reads at most `limit` bytes of `path`; a longer file is refused as [`Error::Limit`].
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    read_limited_from(file, limit, path)
+    // Sized from the file's length (bounded by the limit) so the read is one
+    // call, not a series of growing ones; the limit is still enforced on what is read.
+    let size = file.metadata().map_or(0, |m| m.len()).min(limit);
+    read_into(
+        file,
+        limit,
+        path,
+        Vec::with_capacity(size.saturating_add(1) as usize),
+    )
 }
 
 /// Reads at most `limit` bytes from `reader` (which reads `path`).
 pub fn read_limited_from(reader: impl Read, limit: u64, path: &Path) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
+    read_into(reader, limit, path, Vec::new())
+}
+
+fn read_into(reader: impl Read, limit: u64, path: &Path, mut buf: Vec<u8>) -> Result<Vec<u8>> {
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut buf)
