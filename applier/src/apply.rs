@@ -5,6 +5,7 @@
 //! file without `--force`) is refused with exit 4 before anything changes, and the
 //! refusal is recorded.
 
+use crate::approval;
 use crate::cli::{ApplyArgs, PlanArgs};
 use crate::desired::{self, Verdict};
 use crate::engine;
@@ -25,7 +26,14 @@ use std::path::Path;
 /// Runs `plan FILE [--out PLAN.json]`.
 pub fn run_plan(profile: Option<&Path>, a: &PlanArgs, out: &Output) -> Result<()> {
     let mut s = Session::open(profile, "plan", out)?;
-    let (bundle, _) = crate::verify::accept(&s.profile, &mut s.ledger, &s.actor, &a.file)?;
+    let accepted = crate::verify::accept(
+        &s.profile,
+        &mut s.ledger,
+        &s.actor,
+        &a.file,
+        a.allow_downgrade,
+    )?;
+    let bundle = accepted.bundle;
     let plan = refusing(&mut s, "plan.refused", &bundle, |s| {
         make(s, &bundle, &a.file)
     })?;
@@ -75,27 +83,57 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
         ));
     }
     let mut s = Session::open(profile, "apply", out)?;
-    let (bundle, _) = crate::verify::accept(&s.profile, &mut s.ledger, &s.actor, &a.file)?;
-    let plan = refusing(&mut s, "apply.refused", &bundle, |s| {
-        let required = s.profile.policy().approvals_required();
-        if required > 0 {
-            // Fail closed until approvals can be checked (issue 7).
-            return Err(Error::Refused {
-                what: "apply".into(),
-                reason: format!(
-                    "this host's policy needs {required} approval(s) of the plan, and this version of airlock cannot check approvals yet; nothing was changed"
-                ),
-                hint: format!(
-                    "apply with an airlock that supports `approve` and `apply --approval`, or set policy.approvals_required = 0 in {} if this host needs no sign-off",
-                    s.profile.path().display()
-                ),
-            });
-        }
+    apply_in(&mut s, a, None, out)
+}
+
+/// `apply` inside an open session. With `inbox`, the approval files in that
+/// directory that name this plan are used besides `a.approval` (for `sync`).
+pub fn apply_in(s: &mut Session, a: &ApplyArgs, inbox: Option<&Path>, out: &Output) -> Result<()> {
+    let accepted = crate::verify::accept(
+        &s.profile,
+        &mut s.ledger,
+        &s.actor,
+        &a.file,
+        a.allow_downgrade,
+    )?;
+    let bundle = accepted.bundle;
+    let downgrade_from = accepted.downgrade_from;
+    let (plan, approvals) = refusing(s, "apply.refused", &bundle, |s| {
         let plan = make(s, &bundle, &a.file)?;
         if !plan.drift.is_empty() && !a.force {
             return Err(drift_refusal(&plan, "apply"));
         }
-        Ok(plan)
+        let mut files = a.approval.clone();
+        if let Some(dir) = inbox {
+            files.extend(approval::in_dir_for(dir, &plan.hash)?);
+        }
+        let approvals = approval::check(&s.profile, &files, &plan.hash, &plan.host)?;
+        let required = s.profile.policy().approvals_required();
+        // A downgrade is an emergency measure: it always needs a sign-off.
+        let needed = match downgrade_from {
+            Some(_) => required.max(1),
+            None => required,
+        };
+        // A plan that changes nothing needs no sign-off, unless it is a downgrade,
+        // which is recorded as one.
+        let changes = !plan.is_noop() || downgrade_from.is_some();
+        if (approvals.len() as u64) < u64::from(needed) && changes {
+            return Err(Error::Refused {
+                what: "apply".into(),
+                reason: format!(
+                    "this plan ({}) needs {needed} approval(s) from distinct keys in trust.approver_keys{}, and {} valid one(s) were given; nothing was changed",
+                    plan.hash,
+                    if downgrade_from.is_some() {
+                        " (a downgrade needs at least one)"
+                    } else {
+                        ""
+                    },
+                    approvals.len()
+                ),
+                hint: "write the plan with `airlock-applier plan FILE --out PLAN.json`, have each approver sign it with `airlock-applier approve PLAN.json --key APPROVER.key --ticket ID`, then run apply again with --approval FILE for each approval".into(),
+            });
+        }
+        Ok((plan, approvals))
     })?;
     if !a.yes {
         render::plan_text(&plan, out, true);
@@ -136,6 +174,15 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
             };
             let mut detail = detail;
             detail["run"] = json!(run);
+            if !approvals.is_empty() {
+                // So that "who approved this, under which ticket" is one query.
+                detail["approved_by"] = json!(
+                    approvals
+                        .iter()
+                        .map(|ap| json!({ "key": ap.key.to_string(), "ticket": ap.ticket }))
+                        .collect::<Vec<_>>()
+                );
+            }
             if let Some(a) = plan.new_state.applied.get(&d.id)
                 && matches!(d.verdict, Verdict::Apply | Verdict::Update)
             {
@@ -146,6 +193,16 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
                 NewEntry::new(kind, &actor, detail)
                     .bundle(&bundle_id)
                     .mitigation(&d.id),
+            );
+        }
+        for ap in &approvals {
+            batch.push(
+                NewEntry::new(
+                    "approval.recorded",
+                    &actor,
+                    approval::entry_detail(ap, &plan.hash, run),
+                )
+                .bundle(&bundle_id),
             );
         }
         batch.push(
@@ -163,6 +220,8 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
                     "files": plan.files.len(),
                     "units": plan.units.len(),
                     "forced_over_drift": forced,
+                    "approvals": approvals.iter().map(|ap| ap.key.to_string()).collect::<Vec<_>>(),
+                    "downgrade_from": downgrade_from,
                 }),
             )
             .bundle(&bundle_id),

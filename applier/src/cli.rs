@@ -36,11 +36,17 @@ pub enum Command {
     /// Apply a bundle: all-or-nothing, every file written atomically, every step
     /// in the ledger, ending with a checkpoint.
     Apply(ApplyArgs),
+    /// Sign a plan file as an approver (change-control sign-off for `apply --approval`).
+    Approve(ApproveArgs),
     /// Show the applied mitigations and any drift of the files and units airlock
     /// manages.
     Status(StatusArgs),
     /// Take mitigations off this host, restoring every pre-image.
     Rollback(RollbackArgs),
+    /// Take the newest valid bundle in a directory (a USB mount, a share) and
+    /// apply it, for a systemd timer: files judged before are passed over, so an
+    /// inbox with nothing new changes and records nothing.
+    Sync(SyncArgs),
 }
 
 /// `verify`.
@@ -74,6 +80,33 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Plan a bundle older than one already accepted on this channel (an emergency
+    /// downgrade; applying it needs at least one approval).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+/// `approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The plan file written by `plan --out`.
+    #[arg(value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    /// The approver's secret key.
+    #[arg(long, value_name = "APPROVER.key")]
+    pub key: PathBuf,
+    /// The change ticket this approval belongs to (recorded in the ledger).
+    #[arg(long, value_name = "ID")]
+    pub ticket: Option<String>,
+    /// Where to write the approval (default PLAN.json.KEYID.approval).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Read the secret key's password from the first line of FILE (else AIRLOCK_PASSWORD, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `apply`.
@@ -91,6 +124,13 @@ pub struct ApplyArgs {
     /// Print the result as JSON (implies no prompt; needs --yes).
     #[arg(long)]
     pub json: bool,
+    /// An approval of this plan (repeatable); the profile's approvals_required sets how many.
+    #[arg(long, value_name = "FILE")]
+    pub approval: Vec<PathBuf>,
+    /// Apply a bundle older than one already accepted on this channel (an
+    /// emergency downgrade; needs at least one approval, and is recorded).
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 /// `status`.
@@ -118,6 +158,18 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub force: bool,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The directory to take bundles (`*.airlock`) and approvals (`*.approval`)
+    /// from; sync never writes into it.
+    #[arg(long, value_name = "DIR")]
+    pub inbox: PathBuf,
+    /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

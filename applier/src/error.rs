@@ -72,6 +72,26 @@ pub enum Error {
     /// A command-line combination that cannot work.
     #[error("{0}")]
     Usage(String),
+    /// The inbox `sync` reads cannot be used as it is (unreadable, too many files).
+    #[error("inbox {}: {reason}", dir.display())]
+    Inbox {
+        /// The inbox directory.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// What the operator can do.
+        hint: String,
+    },
+    /// Every new bundle `sync` found failed verification or this host's checks.
+    #[error("{what}: {reason}")]
+    NoneValid {
+        /// Where they were found.
+        what: String,
+        /// How many, and that each was recorded.
+        reason: String,
+        /// What the operator can do.
+        hint: String,
+    },
     /// A step of a run failed; every change of the run was undone.
     #[error(
         "apply failed at {step}: {reason}; every change of this run was undone ({undone} step(s) had been carried out)"
@@ -105,7 +125,9 @@ impl OperatorError for Error {
             | Error::Tool { .. }
             | Error::NotApplied { .. }
             | Error::Busy { .. }
+            | Error::Inbox { .. }
             | Error::UndoFailed { .. } => Exit::Operational,
+            Error::NoneValid { .. } => Exit::Verification,
             Error::Unsafe { .. } | Error::Refused { .. } => Exit::Policy,
             Error::Usage(_) => Exit::Usage,
             Error::ApplyFailed { .. } => Exit::ApplyFailed,
@@ -116,9 +138,11 @@ impl OperatorError for Error {
         match self {
             Error::Format(e) => e.hint(),
             Error::Ledger(e) => e.hint(),
-            Error::State { hint, .. } | Error::Refused { hint, .. } | Error::Tool { hint, .. } => {
-                hint.clone()
-            }
+            Error::State { hint, .. }
+            | Error::Refused { hint, .. }
+            | Error::Tool { hint, .. }
+            | Error::Inbox { hint, .. }
+            | Error::NoneValid { hint, .. } => hint.clone(),
             Error::Unsafe { .. } => "nothing was changed; fix the path on this host (or add the mitigation to policy.blocked), then run again".into(),
             Error::NotApplied { .. } => {
                 "airlock-applier status lists the applied mitigations".into()

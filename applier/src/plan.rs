@@ -413,28 +413,28 @@ pub fn make(host: &Host<'_>, desired: &Desired, header: Header) -> Result<Plan> 
     Ok(plan)
 }
 
-/// The plan hash: SHA-256 of the canonical JSON of everything that decides what
-/// the run does (not the diffs, which follow from the hashes, nor any time).
+/// The plan hash: see [`hash_json`]. No time goes into a plan, so the same
+/// bundle on an unchanged host always gives the same hash.
 pub fn hash(plan: &Plan) -> String {
-    let body = serde_json::json!({
-        "format": plan.format,
-        "command": plan.command,
-        "host": plan.host,
-        "root": plan.root,
-        "profile_sha256": plan.profile_sha256,
-        "bundle": plan.bundle.as_ref().map(|b| serde_json::json!({
-            "id": b.id, "channel": b.channel, "seq": b.seq,
-        })),
-        "mitigations": plan.mitigations.iter().map(|d| serde_json::json!({
-            "id": d.id, "revision": d.revision, "verdict": d.verdict,
-        })).collect::<Vec<_>>(),
-        "files": plan.files.iter().map(|f| serde_json::json!({
-            "path": f.path, "before": f.before, "after": f.after,
-        })).collect::<Vec<_>>(),
-        "units": plan.units.iter().map(|u| serde_json::json!({
-            "unit": u.unit, "op": u.op, "enabled_now": u.enabled_now,
-        })).collect::<Vec<_>>(),
-    });
+    hash_json(&crate::render::plan_json(plan))
+}
+
+/// The plan hash of a plan as JSON (what `plan --out` writes): SHA-256 of the
+/// compact JSON, keys sorted, of everything in it but `hash` itself and the
+/// bundle's file name. So every word an approver reads (verdicts, reasons,
+/// titles, diffs) is covered, and `approve` can check a plan file against its
+/// hash; the same bundle copied elsewhere still gives the same plan.
+pub fn hash_json(plan: &serde_json::Value) -> String {
+    let mut body = plan.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("hash");
+    }
+    if let Some(b) = body
+        .get_mut("bundle")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        b.remove("file");
+    }
     // serde_json's maps are sorted by key, so this text is canonical.
     format!("sha256:{}", sha256_hex(body.to_string().as_bytes()))
 }

@@ -66,6 +66,7 @@ pub fn run(profile: Option<&Path>, a: &StatusArgs, out: &Output) -> Result<()> {
                 "unit": u, "drift": d.is_some(), "detail": d,
             })).collect::<Vec<_>>(),
             "held": state.held,
+            "blocked": profile.policy().blocked(),
             "drift": drifted,
         }));
         return Ok(());
@@ -104,6 +105,12 @@ pub fn run(profile: Option<&Path>, a: &StatusArgs, out: &Output) -> Result<()> {
     for (id, rev) in &state.held {
         out.line(format!(
             "  held   {id} rev {rev}: rolled back; stays off until a newer revision"
+        ));
+    }
+    for id in profile.policy().blocked() {
+        out.line(format!(
+            "  blocked {id}: never applied here (policy.blocked in {})",
+            profile.path().display()
         ));
     }
     Ok(())

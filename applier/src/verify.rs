@@ -20,7 +20,9 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
     let profile = Profile::load(&locate(profile))?;
     let mut ledger = open_ledger(&profile)?;
     let actor = airlock_ledger::actor("airlock-applier verify");
-    let (bundle, seq) = accept(&profile, &mut ledger, &actor, &a.file)?;
+    let Accepted {
+        bundle, entry: seq, ..
+    } = accept(&profile, &mut ledger, &actor, &a.file, false)?;
     crate::engine::sign(&profile, &mut ledger, &actor)?;
     let file = a.file.display().to_string();
     let m = &bundle.manifest;
@@ -59,21 +61,35 @@ pub fn run(profile: Option<&Path>, a: &crate::cli::VerifyArgs, out: &Output) -> 
     Ok(())
 }
 
-/// Checks `file` against the profile's trust roots and policy and records the
-/// outcome (`bundle.verified` or `bundle.rejected`); returns the verified bundle
-/// and the ledger entry that records it.
+/// A bundle this host accepted.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The verified bundle.
+    pub bundle: Verified<Bundle>,
+    /// The ledger entry that records it (`bundle.verified`).
+    pub entry: u64,
+    /// With `allow_downgrade`: the higher sequence number already accepted on the
+    /// channel that this bundle goes back from.
+    pub downgrade_from: Option<u64>,
+}
+
+/// Checks `file` against the profile's trust roots and policy (channel, expiry,
+/// the host clock against the ledger, the sequence number against those already
+/// accepted on the channel, unless `allow_downgrade`) and records the outcome
+/// (`bundle.verified` or `bundle.rejected`).
 pub fn accept(
     profile: &Profile,
     ledger: &mut Ledger,
     actor: &str,
     path: &Path,
-) -> Result<(Verified<Bundle>, u64)> {
+    allow_downgrade: bool,
+) -> Result<Accepted> {
     let trust = TrustRoots::from_files(
         profile.trust().vendor_keys(),
         profile.trust().release_keys(),
     )?;
     let file = path.display().to_string();
-    let bundle = match check(profile, &trust, path) {
+    let (bundle, downgrade_from) = match check(profile, ledger, &trust, path, allow_downgrade) {
         Ok(b) => b,
         Err(e) => {
             // Only a judgement on the bundle is recorded (exit 3 or 4); an I/O or
@@ -109,11 +125,16 @@ pub fn accept(
                 "mitigations": bundle.documents.len(),
                 "retired": m.retired.len(),
                 "attachments": m.attachments.len(),
+                "downgrade_from": downgrade_from,
             }),
         )
         .bundle(&m.id),
     )?;
-    Ok((bundle, head.seq))
+    Ok(Accepted {
+        bundle,
+        entry: head.seq,
+        downgrade_from,
+    })
 }
 
 /// `s` cut to at most 4 KiB (on a character boundary), so a long error message
@@ -143,6 +164,22 @@ pub(crate) fn open_ledger(profile: &Profile) -> Result<Ledger> {
     Ok(Ledger::open(&db)?)
 }
 
+/// Checks `file` as [`accept`] does without `allow_downgrade` (signatures and
+/// hashes, the host clock, channel, expiry, a sequence number not lower than one
+/// already accepted), but records nothing: for `sync`, which records its own
+/// verdict on each file of an inbox. A refusal comes with the bundle id when the
+/// manifest was trusted far enough to know it.
+pub(crate) fn judge(
+    profile: &Profile,
+    ledger: &Ledger,
+    trust: &TrustRoots,
+    file: &Path,
+) -> std::result::Result<Verified<Bundle>, (Box<Error>, Option<String>)> {
+    check(profile, ledger, trust, file, false)
+        .map(|(bundle, _)| bundle)
+        .map_err(|r| (r.error, r.bundle_id))
+}
+
 /// A refusal, with the bundle id when the manifest was trusted far enough to know it.
 struct Refusal {
     error: Box<Error>,
@@ -152,9 +189,11 @@ struct Refusal {
 /// Signatures and hashes, then this host's policy.
 fn check(
     profile: &Profile,
+    ledger: &Ledger,
     trust: &TrustRoots,
     file: &Path,
-) -> std::result::Result<Verified<Bundle>, Refusal> {
+    allow_downgrade: bool,
+) -> std::result::Result<(Verified<Bundle>, Option<u64>), Refusal> {
     let bundle = verify_bundle(file, trust, None).map_err(|e| Refusal {
         error: Box::new(e.into()),
         bundle_id: None,
@@ -171,6 +210,13 @@ fn check(
         ),
         bundle_id: Some(m.id.clone()),
     };
+    let now = time::now();
+    let known = |error: Error| Refusal {
+        error: Box::new(error),
+        bundle_id: Some(m.id.clone()),
+    };
+    // The clock first: the expiry checks below are only as good as it is.
+    crate::policy::check_clock(profile, ledger, &now).map_err(known)?;
     let channel = profile.policy().channel();
     if m.channel != channel {
         return Err(refuse(
@@ -184,7 +230,7 @@ fn check(
             ),
         ));
     }
-    if let Some((_, at)) = bundle.expired_at(&time::now()) {
+    if let Some((_, at)) = bundle.expired_at(&now) {
         return Err(refuse(
             format!(
                 "it expired at {}; its signatures are valid, but an expired bundle is never applied",
@@ -193,5 +239,18 @@ fn check(
             "build and carry a fresh bundle".into(),
         ));
     }
-    Ok(bundle)
+    let highest = crate::policy::highest_accepted(ledger, channel).map_err(known)?;
+    let downgrade_from = highest.filter(|h| m.seq < *h);
+    if let Some(h) = downgrade_from
+        && !allow_downgrade
+    {
+        return Err(refuse(
+            format!(
+                "its sequence number {} is lower than {h}, already accepted on channel {channel}: a rollback to an older bundle could undo newer mitigations",
+                m.seq
+            ),
+            "carry the newest bundle for this channel; in a real emergency, plan and apply with --allow-downgrade, which needs an approval and is recorded".into(),
+        ));
+    }
+    Ok((bundle, downgrade_from))
 }

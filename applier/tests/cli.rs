@@ -64,10 +64,17 @@ fn apply_without_a_terminal_needs_yes_and_changes_nothing() {
 }
 
 #[test]
-fn commands_not_built_yet_are_not_offered() {
-    for cmd in ["sync", "approve"] {
+fn every_command_of_the_card_is_offered() {
+    // Without their required arguments each is a usage error naming what is
+    // missing, not an unknown command.
+    for (cmd, missing) in [
+        ("sync", "--inbox"),
+        ("approve", "--key"),
+        ("apply", "FILE.airlock"),
+    ] {
         let (code, _, err) = applier(&[cmd]);
         assert_eq!(code, 2, "{cmd}: {err}");
-        assert!(err.contains("unrecognized subcommand"), "{cmd}: {err}");
+        assert!(!err.contains("unrecognized subcommand"), "{cmd}: {err}");
+        assert!(err.contains(missing), "{cmd}: {err}");
     }
 }

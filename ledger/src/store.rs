@@ -263,6 +263,16 @@ impl Ledger {
         })
     }
 
+    /// The latest time any entry carries (not necessarily the head's: an entry
+    /// written under a wound-back clock carries an earlier time than those before it).
+    pub fn newest_time(&self) -> Result<Option<chrono::DateTime<Utc>>> {
+        let ts: Option<String> = self
+            .conn
+            .query_row("SELECT max(ts) FROM entries", [], |r| r.get(0))
+            .map_err(Error::sqlite(&self.path, "read the newest entry time"))?;
+        Ok(ts.as_deref().and_then(crate::entry::parse_ts))
+    }
+
     /// Signs a checkpoint of the current head with the host key and appends it as a
     /// `checkpoint` entry, in one transaction.
     pub fn checkpoint(&mut self, key: &SecretKey, actor: &str) -> Result<Checkpoint> {
