@@ -105,8 +105,12 @@ pub fn from_bundle(
         } else if let Err(why) = applicability(m, profile) {
             Some((why, false))
         } else if profile.policy().is_blocked(&m.id) {
+            // The absolute path: the reason is part of the plan hash, which must not
+            // depend on how the profile was named on the command line.
+            let path = std::path::absolute(profile.path())
+                .unwrap_or_else(|_| profile.path().to_path_buf());
             Some((
-                format!("blocked by policy.blocked in {}", profile.path().display()),
+                format!("blocked by policy.blocked in {}", path.display()),
                 true,
             ))
         } else if let Some(at) = m.expires.filter(|at| at <= now) {
