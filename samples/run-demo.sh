@@ -25,7 +25,7 @@ step "$bin/airlock-bundler" feed publish "$work/feed" --key "$keys/TEST-ONLY-ven
 # for the vendor's https:// site. The second fetch is one conditional request (304).
 "$bin/feed-server" "$work/feed" > "$work/server.url" &
 server=$!
-trap 'kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 50); do [ -s "$work/server.url" ] && break; sleep 0.1; done
 url="$(head -n 1 "$work/server.url")"
 step "$bin/airlock-bundler" fetch "$url" --vendor-key "$keys/TEST-ONLY-vendor.pub" --cache "$work/cache"

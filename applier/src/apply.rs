@@ -174,7 +174,11 @@ pub fn apply_in(s: &mut Session, a: &ApplyArgs, inbox: Option<&Path>, out: &Outp
             };
             let mut detail = detail;
             detail["run"] = json!(run);
-            if !approvals.is_empty() {
+            let changed = matches!(
+                d.verdict,
+                Verdict::Apply | Verdict::Update | Verdict::Remove
+            );
+            if changed && !approvals.is_empty() {
                 // So that "who approved this, under which ticket" is one query.
                 detail["approved_by"] = json!(
                     approvals

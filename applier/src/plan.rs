@@ -300,7 +300,13 @@ pub fn make(host: &Host<'_>, desired: &Desired, header: Header) -> Result<Plan> 
                 path: path.into(),
                 before: now.as_ref().map(|n| n.meta.clone()),
                 after,
-                mitigations: touching.iter().map(|(id, _)| id.to_string()).collect(),
+                // One entry per mitigation, though it may have several steps here.
+                mitigations: touching
+                    .iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
                 drift: is_drift,
                 before_content: now.map(|n| n.content),
                 after_content: content,

@@ -147,6 +147,18 @@ impl Client {
     pub fn new(scheme: &str, host: &str, options: NetOptions) -> Result<Client> {
         let env = |name: &str| std::env::var(name).ok();
         let proxy_url = proxy_for(scheme, host, &env);
+        if let Some(url) = &proxy_url
+            && url.contains("://")
+            && !url.to_ascii_lowercase().starts_with("http://")
+        {
+            return Err(Error::Usage {
+                message: format!(
+                    "the proxy set in the environment for {scheme}:// is {}, and only an HTTP proxy (http://HOST:PORT, reached with CONNECT) is supported",
+                    url.split("://").next().unwrap_or_default()
+                ),
+                hint: "set HTTPS_PROXY / HTTP_PROXY to http://HOST:PORT, or add the feed's host to NO_PROXY".into(),
+            });
+        }
         let proxy = match &proxy_url {
             None => None,
             Some(url) => Some(ureq::Proxy::new(url).map_err(|e| Error::Usage {
@@ -395,18 +407,22 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'st
             Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
             Err(e) => {
-                return Err(Error::Invalid(format!(
-                    "--ca-file {}: not a PEM certificate file ({e})",
-                    path.display()
-                )));
+                return Err(Error::Usage {
+                    message: format!(
+                        "--ca-file {}: not a PEM certificate file ({e})",
+                        path.display()
+                    ),
+                    hint: "give the CA certificate(s) in PEM form (-----BEGIN CERTIFICATE-----)"
+                        .into(),
+                });
             }
         }
     }
     if certs.is_empty() {
-        return Err(Error::Invalid(format!(
-            "--ca-file {}: holds no PEM certificate",
-            path.display()
-        )));
+        return Err(Error::Usage {
+            message: format!("--ca-file {}: holds no PEM certificate", path.display()),
+            hint: "give the CA certificate(s) in PEM form (-----BEGIN CERTIFICATE-----)".into(),
+        });
     }
     Ok(certs)
 }

@@ -86,14 +86,15 @@ pub fn run_verify(a: &VerifyArgs, out: &Output) -> Result<()> {
         }));
     } else {
         out.line(format!(
-            "verified {}: bundle {} (channel {}, seq {}) signed by release key {}; {} mitigations with valid vendor signatures, {} attachments, every size and SHA-256 matches",
+            "verified {}: bundle {} (channel {}, seq {}) signed by release key {}; {} mitigations with valid vendor signatures, {} attachment{}, every size and SHA-256 matches",
             a.file.display(),
             m.id,
             m.channel,
             m.seq,
             m.release_key,
             bundle.documents.len(),
-            m.attachments.len()
+            m.attachments.len(),
+            if m.attachments.len() == 1 { "" } else { "s" }
         ));
         for d in &bundle.documents {
             out.detail(format!(

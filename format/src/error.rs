@@ -144,7 +144,10 @@ impl Error {
     pub fn hint(&self) -> String {
         match self {
             Error::Io { .. } => "check that the path exists and that you may read or write it".into(),
-            Error::Key { .. } => "check the key path and its password (--password-file or AIRLOCK_PASSWORD)".into(),
+            Error::Key { path, .. } if path.extension().is_some_and(|e| e == "pub") => {
+                "check the public key's path (a .pub file as airlock-bundler keygen or minisign -G wrote it)".into()
+            }
+            Error::Key { .. } => "check the key path and, for a secret key, its password (--password-file or AIRLOCK_PASSWORD)".into(),
             Error::Invalid(_) => "correct the value and run the command again".into(),
             Error::Limit { .. } | Error::Archive { .. } | Error::Mismatch { .. } => {
                 "do not use this file: it was altered, truncated or built to attack the reader; get a fresh copy from its publisher".into()

@@ -26,9 +26,16 @@ impl OperatorError for crate::Error {
 
 /// Parses a binary's command line: `Err` is the exit code after clap has printed
 /// its message (usage errors exit 2; `--help` and `--version` exit 0).
+///
+/// A hidden first argument, `PROGRAM --generate KIND [PAGE]`, is handled
+/// before clap sees the line: see [`generate_docs`]. It needs no profile or file.
 pub fn parse_args<C: clap::Parser>(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Result<C, Exit> {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if let Some(request) = generate_request(&args) {
+        return Err(generate_docs(C::command(), &request));
+    }
     C::try_parse_from(args).map_err(|e| {
         let _ = e.print();
         if e.use_stderr() {
@@ -37,6 +44,177 @@ pub fn parse_args<C: clap::Parser>(
             Exit::Success
         }
     })
+}
+
+/// What `--generate` can write, as named on the command line.
+pub const GENERATE_KINDS: [&str; 4] = ["man", "complete-bash", "complete-zsh", "complete-fish"];
+
+/// The words after a leading `--generate` (`--generate=KIND` counts too), or `None`
+/// when the first argument is something else and clap parses the line as usual.
+fn generate_request(args: &[std::ffi::OsString]) -> Option<Vec<String>> {
+    let first = args.get(1)?.to_str()?;
+    let mut words = match first.strip_prefix("--generate") {
+        Some("") => Vec::new(),
+        Some(rest) => vec![rest.strip_prefix('=')?.to_owned()],
+        None => return None,
+    };
+    words.extend(args[2..].iter().map(|a| a.to_string_lossy().into_owned()));
+    Some(words)
+}
+
+/// Handles `--generate KIND [PAGE]` for the program `cmd`: writes the
+/// man page (roff) or completion script to stdout and returns the exit code
+/// (0; 2 with a message on stderr for an unknown kind or page; 1 if stdout
+/// fails other than by a closed pipe).
+///
+/// `man` is the program's page, `PROGRAM(1)`, whose SUBCOMMANDS section refers to
+/// one page per subcommand; `man PAGE` is one of those, by the name it is referred
+/// to (`airlock-bundler --generate man airlock-bundler-feed-publish`), and refers in
+/// turn to its own subcommands' pages.
+/// `complete-bash`, `complete-zsh` and `complete-fish` are completion scripts.
+pub fn generate_docs(cmd: clap::Command, request: &[String]) -> Exit {
+    let program = cmd.get_name().to_owned();
+    let mut buf = Vec::new();
+    if let Err(e) = render_docs(cmd, request, &mut buf) {
+        let mut o = std::io::stderr().lock();
+        let _ = writeln!(o, "{program}: error: {e}");
+        let _ = writeln!(o, "  what to do: {}", e.hint());
+        return Exit::Usage;
+    }
+    let mut o = std::io::stdout().lock();
+    match o.write_all(&buf).and_then(|()| o.flush()) {
+        Ok(()) => Exit::Success,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Success,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{program}: error: cannot write to stdout: {e}\n  what to do: check where stdout goes (disk full?) and run again"
+            );
+            Exit::Operational
+        }
+    }
+}
+
+/// Why `--generate` refused its arguments.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GenerateError {
+    /// No kind after `--generate`.
+    #[error("--generate needs a kind")]
+    MissingKind,
+    /// A kind that is not one of [`GENERATE_KINDS`].
+    #[error("--generate does not know the kind '{kind}'")]
+    UnknownKind {
+        /// As given.
+        kind: String,
+    },
+    /// `man PAGE` names no page of the program.
+    #[error("{program} has no man page '{page}'")]
+    UnknownPage {
+        /// The program.
+        program: String,
+        /// As given.
+        page: String,
+    },
+    /// Words after a completion kind.
+    #[error("--generate {kind} takes no further arguments, got '{extra}'")]
+    Extra {
+        /// The kind.
+        kind: String,
+        /// The first extra word.
+        extra: String,
+    },
+}
+
+impl GenerateError {
+    /// The "what to do" line.
+    pub fn hint(&self) -> String {
+        match self {
+            GenerateError::MissingKind
+            | GenerateError::UnknownKind { .. }
+            | GenerateError::Extra { .. } => format!(
+                "use --generate KIND with KIND one of: {} (`man PAGE` for a subcommand's page)",
+                GENERATE_KINDS.join(", ")
+            ),
+            GenerateError::UnknownPage { program, .. } => format!(
+                "name a page as the SUBCOMMANDS section of `{program} --generate man` refers to it ({program}-SUBCOMMAND)"
+            ),
+        }
+    }
+}
+
+/// Renders what `request` (the words after `--generate`) asks for into `w`.
+pub fn render_docs(
+    cmd: clap::Command,
+    request: &[String],
+    w: &mut Vec<u8>,
+) -> Result<(), GenerateError> {
+    use clap_complete::Shell;
+    let (kind, rest) = request.split_first().ok_or(GenerateError::MissingKind)?;
+    let shell = match kind.as_str() {
+        "man" => return render_man(cmd, rest, w),
+        "complete-bash" => Shell::Bash,
+        "complete-zsh" => Shell::Zsh,
+        "complete-fish" => Shell::Fish,
+        _ => return Err(GenerateError::UnknownKind { kind: kind.clone() }),
+    };
+    if let Some(extra) = rest.first() {
+        return Err(GenerateError::Extra {
+            kind: kind.clone(),
+            extra: extra.clone(),
+        });
+    }
+    let mut cmd = cmd;
+    let name = cmd.get_name().to_owned();
+    clap_complete::generate(shell, &mut cmd, name, w);
+    Ok(())
+}
+
+/// The man page of `cmd` (`page` empty), or the page named `page[0]`: the page of
+/// a subcommand, named as the SUBCOMMANDS section refers to it (`PROGRAM-SUB`,
+/// `PROGRAM-SUB-SUB`).
+fn render_man(cmd: clap::Command, page: &[String], w: &mut Vec<u8>) -> Result<(), GenerateError> {
+    // As clap_mangen::generate_to: no page for the `help` subcommand, and building
+    // the root first gives each subcommand its display name (`PROGRAM-SUB`) and
+    // its bin name (`PROGRAM SUB`) for the synopsis.
+    let mut cmd = cmd.disable_help_subcommand(true);
+    cmd.build();
+    let source = format!(
+        "{} {}",
+        cmd.get_name(),
+        cmd.get_version().unwrap_or_default()
+    );
+    let found = match page {
+        [] => Some(cmd.clone()),
+        [name] => find_page(&cmd, name),
+        [_, extra, ..] => {
+            return Err(GenerateError::Extra {
+                kind: "man PAGE".to_owned(),
+                extra: extra.clone(),
+            });
+        }
+    };
+    let found = found.ok_or_else(|| GenerateError::UnknownPage {
+        program: cmd.get_name().to_owned(),
+        page: page.join(" "),
+    })?;
+    clap_mangen::Man::new(found)
+        .source(source)
+        .render(w)
+        .expect("writing to a Vec cannot fail");
+    Ok(())
+}
+
+/// The visible subcommand of `cmd` (at any depth) whose page is called `name`.
+fn find_page(cmd: &clap::Command, name: &str) -> Option<clap::Command> {
+    cmd.get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .find_map(|s| {
+            if s.get_display_name() == Some(name) {
+                Some(s.clone())
+            } else {
+                find_page(s, name)
+            }
+        })
 }
 
 /// Where and how much to print, for one program.
@@ -113,4 +291,123 @@ impl Output {
 fn stdout(s: &str) {
     // A closed pipe (`| head`) is not an error.
     let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser, Subcommand};
+
+    /// A small program with a nested subcommand.
+    #[derive(Debug, Parser)]
+    #[command(name = "demo", version)]
+    struct Demo {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(Debug, Subcommand)]
+    enum Sub {
+        /// Do one thing.
+        One {
+            /// A flag of one.
+            #[arg(long)]
+            loud: bool,
+        },
+        /// A group.
+        #[command(subcommand)]
+        Group(Inner),
+    }
+
+    #[derive(Debug, Subcommand)]
+    enum Inner {
+        /// The nested one.
+        Leaf,
+    }
+
+    fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
+        args.iter().map(Into::into).collect()
+    }
+
+    fn render(words: &[&str]) -> Result<String, GenerateError> {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        let mut buf = Vec::new();
+        render_docs(Demo::command(), &words, &mut buf)?;
+        Ok(String::from_utf8(buf).unwrap())
+    }
+
+    #[test]
+    fn generate_is_recognised_only_as_the_first_argument() {
+        let req = |a: &[&str]| generate_request(&os(a));
+        assert_eq!(
+            req(&["demo", "--generate", "man"]),
+            Some(vec!["man".to_owned()])
+        );
+        assert_eq!(
+            req(&["demo", "--generate=man"]),
+            Some(vec!["man".to_owned()])
+        );
+        assert_eq!(req(&["demo", "--generate"]), Some(vec![]));
+        assert_eq!(req(&["demo", "one", "--generate", "man"]), None);
+        assert_eq!(req(&["demo", "--generated"]), None);
+        assert_eq!(req(&["demo"]), None);
+    }
+
+    #[test]
+    fn man_page_of_the_program_refers_to_each_subcommand_page() {
+        let page = render(&["man"]).unwrap();
+        assert!(page.contains(".TH demo 1"), "{page}");
+        assert!(page.contains("demo\\-one(1)"), "{page}");
+        assert!(page.contains("demo\\-group(1)"), "{page}");
+        assert!(!page.contains("demo\\-help(1)"), "{page}");
+    }
+
+    #[test]
+    fn man_page_of_a_nested_subcommand_by_its_name() {
+        let page = render(&["man", "demo-group-leaf"]).unwrap();
+        assert!(page.contains(".TH demo-group-leaf 1"), "{page}");
+        let source = format!("demo {}", env!("CARGO_PKG_VERSION"));
+        assert!(page.contains(&source), "source names the program: {page}");
+        let one = render(&["man", "demo-one"]).unwrap();
+        assert!(one.contains("\\-\\-loud"), "{one}");
+    }
+
+    #[test]
+    fn completions_name_the_program() {
+        assert!(
+            render(&["complete-zsh"])
+                .unwrap()
+                .starts_with("#compdef demo")
+        );
+        assert!(
+            render(&["complete-fish"])
+                .unwrap()
+                .contains("complete -c demo")
+        );
+        assert!(render(&["complete-bash"]).unwrap().contains("group"));
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(render(&[]), Err(GenerateError::MissingKind));
+        assert_eq!(
+            render(&["html"]),
+            Err(GenerateError::UnknownKind {
+                kind: "html".into()
+            })
+        );
+        assert!(matches!(
+            render(&["man", "demo-two"]),
+            Err(GenerateError::UnknownPage { .. })
+        ));
+        assert!(matches!(
+            render(&["complete-bash", "x"]),
+            Err(GenerateError::Extra { .. })
+        ));
+        assert!(
+            GenerateError::MissingKind
+                .hint()
+                .contains("man, complete-bash, complete-zsh, complete-fish")
+        );
+    }
 }

@@ -37,6 +37,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Sign the current head with the host key and record it as a checkpoint entry.
     Checkpoint(CheckpointArgs),
+    /// Write one self-contained HTML page for auditors: chain status, activity,
+    /// runs, each mitigation's history, refusals (exit 3 if the chain is broken;
+    /// the page is written anyway).
+    Report(ReportArgs),
 }
 
 /// `verify`.
@@ -126,6 +130,25 @@ pub struct CheckpointArgs {
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the HTML page (written atomically; it loads nothing from
+    /// anywhere, so it opens on an offline laptop).
+    #[arg(long, value_name = "OUT.html")]
+    pub html: PathBuf,
+    /// Also show whether the ledger extends this checkpoint (its signature is FILE.minisig).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub checkpoint: Option<PathBuf>,
+    /// The host's public key: checks every checkpoint signature (default: host.pub
+    /// beside the database, if present).
+    #[arg(long, value_name = "HOST.pub")]
+    pub key: Option<PathBuf>,
+    /// Also print the report's numbers as JSON.
     #[arg(long)]
     pub json: bool,
 }

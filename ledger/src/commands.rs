@@ -43,6 +43,11 @@ fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Show(a) => show(cli, a, out),
         Command::Export(a) => export(cli, a, out),
         Command::Checkpoint(a) => checkpoint(cli, a, out),
+        Command::Report(a) => {
+            let db = db_path(cli)?;
+            check_out(&a.html, &protected(&db, a.key.as_deref()))?;
+            crate::report::report(&db, a, out)
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub mod error;
 pub mod export;
 mod output;
 mod render;
+mod report;
 mod schema;
 pub mod store;
 pub mod verify;

@@ -757,6 +757,28 @@ fn bad_network_options_are_usage_errors() {
 }
 
 #[test]
+fn an_unusable_proxy_or_ca_file_is_a_usage_error() {
+    let f = Fixture::samples();
+    // Only an HTTP (CONNECT) proxy is supported: a SOCKS one is refused up front.
+    let r = fetch_env(
+        &f,
+        "https://vendor.example/feed/",
+        &f.cache(),
+        &[],
+        &[("HTTPS_PROXY", "socks5://127.0.0.1:1080")],
+    )
+    .expect(2);
+    assert!(r.stderr.contains("only an HTTP proxy"), "{}", r.stderr);
+    // A --ca-file that holds no certificate.
+    let pem = f.path("not-a-ca.pem");
+    std::fs::write(&pem, "hello\n").unwrap();
+    let arg = format!("--ca-file={}", pem.display());
+    let r = fetch_env(&f, "https://vendor.example/feed/", &f.cache(), &[&arg], &[]).expect(2);
+    assert!(r.stderr.contains("no PEM certificate"), "{}", r.stderr);
+    assert!(!f.cache().exists(), "the cache was created");
+}
+
+#[test]
 fn plain_http_to_another_host_needs_allow_http() {
     let f = Fixture::samples();
     let proxy = Proxy::start();
