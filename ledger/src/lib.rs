@@ -39,8 +39,10 @@ pub use verify::{Report, VerifyOptions};
 pub use commands::main;
 
 /// The `actor` column for a command run by a person: `PROGRAM:USER`, the user
-/// taken from `SUDO_USER`, `USER`, `LOGNAME` or `USERNAME` (informational: the
-/// environment is not proof of identity; approvals are signed).
+/// taken from `SUDO_USER`, `USER`, `LOGNAME` or `USERNAME`, else (a systemd unit
+/// sets none of them) the name of the process's user id in `/etc/passwd`, else
+/// `uid:N` (informational: the environment is not proof of identity; approvals
+/// are signed).
 pub fn actor(program: &str) -> String {
     let user = ["SUDO_USER", "USER", "LOGNAME", "USERNAME"]
         .iter()
@@ -48,9 +50,45 @@ pub fn actor(program: &str) -> String {
             std::env::var(v)
                 .ok()
                 .filter(|s| !s.is_empty() && s.len() < 64)
-        });
+        })
+        .or_else(user_of_uid);
     format!("{program}:{}", user.as_deref().unwrap_or("unknown"))
         .chars()
         .filter(|c| !c.is_control())
         .collect()
+}
+
+/// The name of this process's real user id, from `/proc/self/status` and
+/// `/etc/passwd` (both read with a bound), or `uid:N` when it has no name.
+fn user_of_uid() -> Option<String> {
+    let read =
+        |p: &str| airlock_format::fsutil::read_text_limited(std::path::Path::new(p), 1 << 20).ok();
+    let status = read("/proc/self/status")?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let name = read("/etc/passwd").and_then(|passwd| {
+        passwd.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid && !name.is_empty() && name.len() < 64).then(|| name.to_string())
+        })
+    });
+    Some(name.unwrap_or_else(|| format!("uid:{uid}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_uid_has_a_name_or_a_number() {
+        let name = super::user_of_uid();
+        let name = name.as_deref().unwrap_or_default();
+        assert!(
+            !name.is_empty() && !name.contains(':') || name.starts_with("uid:"),
+            "{name:?}"
+        );
+    }
 }
