@@ -43,12 +43,9 @@ pub enum Command {
     Report(ReportArgs),
 }
 
-/// `verify`.
+/// What an auditor holds to check the chain against (`verify` and `report`).
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// Verify an export file instead of a database (needs no database).
-    #[arg(long, value_name = "FILE", conflicts_with = "db")]
-    pub export: Option<PathBuf>,
+pub struct ProofArgs {
     /// Also prove that the ledger extends this checkpoint (its signature is FILE.minisig).
     #[arg(long, value_name = "FILE", requires = "key")]
     pub checkpoint: Option<PathBuf>,
@@ -56,6 +53,16 @@ pub struct VerifyArgs {
     /// database: host.pub beside it, if present).
     #[arg(long, value_name = "HOST.pub")]
     pub key: Option<PathBuf>,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Verify an export file instead of a database (needs no database).
+    #[arg(long, value_name = "FILE", conflicts_with = "db")]
+    pub export: Option<PathBuf>,
+    #[command(flatten)]
+    pub proof: ProofArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -141,13 +148,8 @@ pub struct ReportArgs {
     /// anywhere, so it opens on an offline laptop).
     #[arg(long, value_name = "OUT.html")]
     pub html: PathBuf,
-    /// Also show whether the ledger extends this checkpoint (its signature is FILE.minisig).
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub checkpoint: Option<PathBuf>,
-    /// The host's public key: checks every checkpoint signature (default: host.pub
-    /// beside the database, if present).
-    #[arg(long, value_name = "HOST.pub")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub proof: ProofArgs,
     /// Also print the report's numbers as JSON.
     #[arg(long)]
     pub json: bool,

@@ -2,7 +2,9 @@
 //! the outcome to the shared exit codes.
 
 use crate::checkpoint::Checkpoint;
-use crate::cli::{CheckpointArgs, Cli, Command, ExportArgs, Format, LogArgs, ShowArgs, VerifyArgs};
+use crate::cli::{
+    CheckpointArgs, Cli, Command, ExportArgs, Format, LogArgs, ProofArgs, ShowArgs, VerifyArgs,
+};
 use crate::entry::parse_ts;
 use crate::error::{Error, Result};
 use crate::output::Output;
@@ -45,7 +47,7 @@ fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Checkpoint(a) => checkpoint(cli, a, out),
         Command::Report(a) => {
             let db = db_path(cli)?;
-            check_out(&a.html, &protected(&db, a.key.as_deref()))?;
+            check_out(&a.html, &protected(&db, a.proof.key.as_deref()))?;
             crate::report::report(&db, a, out)
         }
     }
@@ -60,6 +62,22 @@ fn db_path(cli: &Cli) -> Result<PathBuf> {
     Ok(profile.ledger_path())
 }
 
+/// The host key to check checkpoint signatures with: `--key`, else `host.pub`
+/// beside the database when there is one.
+pub(crate) fn host_key(
+    proof: &ProofArgs,
+    db: Option<&Path>,
+) -> Result<Option<(PathBuf, PublicKey)>> {
+    let path = proof
+        .key
+        .clone()
+        .or_else(|| db.map(|d| beside(d, "host.pub")).filter(|p| p.is_file()));
+    match path {
+        Some(p) => Ok(Some((p.clone(), PublicKey::from_file(&p)?))),
+        None => Ok(None),
+    }
+}
+
 /// A file beside the database (`host.key`, `host.pub`).
 fn beside(db: &Path, name: &str) -> PathBuf {
     airlock_format::fsutil::parent_dir(db).join(name)
@@ -71,16 +89,13 @@ fn verify(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<()> {
     } else {
         None
     };
-    let key_path = a.key.clone().or_else(|| {
-        db.as_deref()
-            .map(|d| beside(d, "host.pub"))
-            .filter(|p| p.is_file())
-    });
-    let key = key_path.as_deref().map(PublicKey::from_file).transpose()?;
-    if let (Some(p), Some(k)) = (&key_path, &key) {
+    let key = host_key(&a.proof, db.as_deref())?;
+    if let Some((p, k)) = &key {
         out.detail(format!("host key {} from {}", k.id(), p.display()));
     }
-    let checkpoint = match &a.checkpoint {
+    let key_path = key.as_ref().map(|(p, _)| p.clone());
+    let key = key.map(|(_, k)| k);
+    let checkpoint = match &a.proof.checkpoint {
         Some(path) => {
             let cp = Checkpoint::read(path)?;
             // The CLI already requires --key with --checkpoint; fail closed anyway.

@@ -22,7 +22,6 @@ use crate::output::Output;
 use crate::store::{Ledger, checkpoint_from_detail};
 use crate::verify::{Report as Verified, VerifyOptions};
 use airlock_format::Exit;
-use airlock_format::keys::PublicKey;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -110,19 +109,14 @@ struct Chain {
 /// verification failure is kept for the report; anything else (a missing file,
 /// an unreadable key) stops the command.
 fn check_chain(db: &Path, ledger: &Ledger, a: &ReportArgs) -> Result<Chain> {
-    let key_path = a.key.clone().or_else(|| {
-        Some(airlock_format::fsutil::parent_dir(db).join("host.pub")).filter(|p| p.is_file())
-    });
-    let key = key_path.as_deref().map(PublicKey::from_file).transpose()?;
+    let key = crate::commands::host_key(&a.proof, Some(db))?;
     let mut chain = Chain {
         result: Err(Error::Invalid("not verified".into())),
-        key: key_path
-            .as_ref()
-            .zip(key.as_ref())
-            .map(|(p, k)| (k.id().to_string(), p.clone())),
-        checkpoint: a.checkpoint.clone(),
+        key: key.as_ref().map(|(p, k)| (k.id().to_string(), p.clone())),
+        checkpoint: a.proof.checkpoint.clone(),
     };
-    let held = match &a.checkpoint {
+    let key = key.map(|(_, k)| k);
+    let held = match &a.proof.checkpoint {
         Some(path) => {
             // The CLI already requires --key with --checkpoint; fail closed anyway.
             let k = key.as_ref().ok_or_else(|| {
