@@ -7,10 +7,12 @@ for entry 1), every hash is SHA-256 of the length-prefixed encoding, and the end
 line matches. Checkpoint signatures are checked with the stock minisign tool:
 --checkpoint-out FILE writes the latest checkpoint to FILE and FILE.minisig, then
     minisign -Vm FILE -p host.pub
-and compare the `size` and `head` lines of FILE with this script's output.
+and compare the `size` and `head` lines of FILE with the "latest checkpoint" line
+this script prints (the chain up to that size is the one the host key signed).
 
 Usage: verify_ledger_export.py EXPORT.jsonl [--checkpoint-out FILE]
-Exit 0 when the chain holds, 3 when it does not (the message names the entry).
+Exit 0 when the chain holds, 3 when it does not (the message names the entry),
+2 for a usage error.
 """
 import hashlib
 import json
@@ -40,9 +42,21 @@ def fail(msg):
     sys.exit(3)
 
 
+def usage(message):
+    print("verify_ledger_export.py: %s" % message, file=sys.stderr)
+    print("usage: verify_ledger_export.py EXPORT.jsonl [--checkpoint-out FILE]", file=sys.stderr)
+    return 2
+
+
 def main(argv):
-    path = argv[1]
-    cp_out = argv[3] if len(argv) > 3 and argv[2] == "--checkpoint-out" else None
+    args = argv[1:]
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--checkpoint-out"):
+        return usage("expected an export file, optionally followed by --checkpoint-out FILE")
+    path = args[0]
+    cp_out = args[2] if len(args) == 3 else None
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     if lines[-1] != "":
@@ -57,6 +71,8 @@ def main(argv):
             if end["size"] != seq or end["head"] != prev.hex():
                 fail("the end line does not match the entries")
             print("ok: ledger %s, %d entries, head %s" % (header["ledger"], seq, prev.hex()))
+            if checkpoint:
+                print("latest checkpoint: size %d, head %s" % checkpoint["covers"])
             if cp_out and checkpoint:
                 with open(cp_out, "w", encoding="utf-8") as f:
                     f.write(checkpoint["body"])
@@ -75,6 +91,7 @@ def main(argv):
             checkpoint = json.loads(e["detail"])
             if ("size %d\nhead %s\n" % (seq - 1, prev.hex())) not in checkpoint["body"]:
                 fail("entry %d: the checkpoint does not sign the entry before it" % seq)
+            checkpoint["covers"] = (seq - 1, prev.hex())
         prev = h
     fail("the export has no end line: it is truncated")
 

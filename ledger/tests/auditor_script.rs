@@ -82,6 +82,18 @@ fn the_python_reimplementation_agrees_with_airlock() {
         "{text}"
     );
     assert_eq!(std::fs::read_to_string(&cp_out).unwrap(), cp.body());
+    // The line to compare with the checkpoint's own `size` and `head` lines.
+    let covers = format!("latest checkpoint: size {}, head {}", cp.size, cp.head);
+    assert!(text.contains(&covers), "{text}");
+    assert!(
+        cp.body()
+            .contains(&format!("size {}\nhead {}\n", cp.size, cp.head))
+    );
+    let (code, text) = script(&export, &["--bogus"]);
+    assert_eq!(code, 2, "{text}");
+    let (code, text) = script(Path::new("--help"), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Usage: verify_ledger_export.py"), "{text}");
 
     let original = std::fs::read_to_string(&export).unwrap();
     let edited = original.replacen("\"m-10\"", "\"m-11\"", 1);
