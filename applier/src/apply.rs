@@ -21,7 +21,7 @@ use airlock_format::verify::{Bundle, Verified};
 use airlock_ledger::NewEntry;
 use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Runs `plan FILE [--out PLAN.json]`.
 pub fn run_plan(profile: Option<&Path>, a: &PlanArgs, out: &Output) -> Result<()> {
@@ -83,12 +83,12 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
         ));
     }
     let mut s = Session::open(profile, "apply", out)?;
-    apply_in(&mut s, a, None, out)
+    apply_in(&mut s, a, &[], out)
 }
 
-/// `apply` inside an open session. With `inbox`, the approval files in that
-/// directory that name this plan are used besides `a.approval` (for `sync`).
-pub fn apply_in(s: &mut Session, a: &ApplyArgs, inbox: Option<&Path>, out: &Output) -> Result<()> {
+/// `apply` inside an open session. Of `offered` (the approval files of a `sync`
+/// inbox), those that name this plan are used besides `a.approval`.
+pub fn apply_in(s: &mut Session, a: &ApplyArgs, offered: &[PathBuf], out: &Output) -> Result<()> {
     let accepted = crate::verify::accept(
         &s.profile,
         &mut s.ledger,
@@ -104,9 +104,7 @@ pub fn apply_in(s: &mut Session, a: &ApplyArgs, inbox: Option<&Path>, out: &Outp
             return Err(drift_refusal(&plan, "apply"));
         }
         let mut files = a.approval.clone();
-        if let Some(dir) = inbox {
-            files.extend(approval::in_dir_for(dir, &plan.hash)?);
-        }
+        files.extend(approval::naming(offered, &plan.hash));
         let approvals = approval::check(&s.profile, &files, &plan.hash, &plan.host)?;
         let required = s.profile.policy().approvals_required();
         // A downgrade is an emergency measure: it always needs a sign-off.

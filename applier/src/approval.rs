@@ -171,33 +171,22 @@ pub fn check(
     Ok(by_key.into_values().collect())
 }
 
-/// The `*.approval` files in `dir` whose trusted comment names `hash` (the
-/// signature is checked later by [`check`]). Approvals of other plans, left in an
-/// inbox from earlier changes, are passed over.
-pub fn in_dir_for(dir: &Path, hash: &str) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| airlock_format::Error::io("list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| airlock_format::Error::io("list", dir, e))?;
-        let path = entry.path();
-        let is_approval = path.extension().is_some_and(|e| e == "approval")
-            && entry.file_type().is_ok_and(|t| t.is_file());
-        if !is_approval {
-            continue;
-        }
-        let names_plan = fsutil::read_limited(&path, limits::MAX_SIGNATURE_BYTES)
-            .ok()
-            .and_then(|b| Signature::parse(&path.display().to_string(), &b).ok())
-            .is_some_and(|sig| {
-                fields(sig.trusted_comment()).and_then(|f| f.get("plan").map(|p| *p == hash))
-                    == Some(true)
-            });
-        if names_plan {
-            found.push(path);
-        }
-    }
-    found.sort();
-    Ok(found)
+/// Those of `files` whose trusted comment names `hash` (the signature is checked
+/// later by [`check`]). Approvals of other plans, left in an inbox from earlier
+/// changes, are passed over, and so are files that are not approvals at all.
+pub fn naming(files: &[PathBuf], hash: &str) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|path| {
+            fsutil::read_limited(path, limits::MAX_SIGNATURE_BYTES)
+                .ok()
+                .and_then(|b| Signature::parse(&path.display().to_string(), &b).ok())
+                .is_some_and(|sig| {
+                    fields(sig.trusted_comment()).and_then(|f| f.get("plan").copied()) == Some(hash)
+                })
+        })
+        .cloned()
+        .collect()
 }
 
 fn check_one(keys: &[PublicKey], file: &Path, hash: &str, host: &str) -> Result<Approval> {

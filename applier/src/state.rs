@@ -321,7 +321,7 @@ impl StateDir {
                 .map_err(|e| airlock_format::Error::io("create", &dir, e))?;
         }
         let mut tmp = tempfile::Builder::new()
-            .prefix(".airlock-tmp-")
+            .prefix(airlock_format::fsutil::TEMP_PREFIX)
             .tempfile_in(&dir)
             .map_err(|e| airlock_format::Error::io("create a temporary file in", &dir, e))?;
         tmp.as_file_mut()
@@ -389,7 +389,10 @@ impl StateDir {
                 continue;
             };
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".airlock-tmp-") {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(airlock_format::fsutil::TEMP_PREFIX)
+                {
                     std::fs::remove_file(e.path())
                         .map_err(|err| airlock_format::Error::io("remove", &e.path(), err))?;
                 }

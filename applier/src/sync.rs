@@ -172,7 +172,7 @@ fn apply_chosen(
 ) -> Result<()> {
     let Chosen { candidate, id, seq } = chosen;
     report.chosen = Some(candidate.name.clone());
-    let result = apply(s, &inbox.dir, candidate, json, out);
+    let result = apply(s, &inbox.approval_paths, candidate, json, out);
     report.outcome = Outcome::of(&result);
     let record = Record::applied(
         candidate,
@@ -291,7 +291,13 @@ fn judge(s: &Session, trust: &TrustRoots, c: &Candidate) -> Verdict {
 }
 
 /// Runs the normal apply path on the chosen file.
-fn apply(s: &mut Session, inbox: &Path, c: &Candidate, json: bool, out: &Output) -> Result<()> {
+fn apply(
+    s: &mut Session,
+    approvals: &[PathBuf],
+    c: &Candidate,
+    json: bool,
+    out: &Output,
+) -> Result<()> {
     let args = ApplyArgs {
         file: c.path.clone(),
         yes: true,
@@ -302,7 +308,7 @@ fn apply(s: &mut Session, inbox: &Path, c: &Candidate, json: bool, out: &Output)
         allow_downgrade: false,
     };
     let quiet = Output::new("airlock-applier", true, false);
-    crate::apply::apply_in(s, &args, Some(inbox), if json { &quiet } else { out })
+    crate::apply::apply_in(s, &args, approvals, if json { &quiet } else { out })
 }
 
 /// Appends `entries` in one transaction and signs a checkpoint (nothing when empty).
@@ -460,6 +466,8 @@ struct Inbox {
     candidates: Vec<Candidate>,
     /// `*.approval` files, by name.
     approvals: Vec<ApprovalFile>,
+    /// Their paths, for apply to take those that name its plan.
+    approval_paths: Vec<PathBuf>,
     /// Bundle files that could not be read (name, error).
     unreadable: Vec<(String, String)>,
     /// Bundle files that changed while they were hashed.
@@ -473,6 +481,7 @@ impl Inbox {
         let mut inbox = Inbox {
             dir: dir.to_path_buf(),
             candidates: Vec::with_capacity(bundles.len()),
+            approval_paths: approvals.iter().map(|(_, path)| path.clone()).collect(),
             approvals: approvals
                 .into_iter()
                 .map(|(name, path)| approval_file(name, &path))
@@ -510,8 +519,8 @@ fn list(dir: &Path, out: &Output) -> Result<(Listing, Listing)> {
         let os_name = entry.file_name();
         let name = shown(&os_name.to_string_lossy());
         let has = |ext: &str| Path::new(&os_name).extension().is_some_and(|x| x == ext);
-        // A dot name is a bundle still being copied in. Approvals are taken as
-        // apply takes them from the inbox (approval::in_dir_for), dot names too.
+        // A dot name is a bundle still being copied in; approvals are taken
+        // whatever their name.
         let (list, kind) = if has("airlock") && !name.starts_with('.') {
             (&mut bundles, "bundle")
         } else if has("approval") {

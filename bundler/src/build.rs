@@ -2,7 +2,7 @@
 //! feed and every document are re-verified against the cached vendor key first;
 //! the sequence number only grows per channel (recorded in the cache).
 
-use crate::cache::{Cache, check_document};
+use crate::cache::{Cache, CachedFeed, check_document};
 use crate::cli::BuildArgs;
 use airlock_format::archive::{
     AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle_gated,
@@ -22,7 +22,7 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
         true => Some(cache.lock()?),
         false => None,
     };
-    let (feed, trust) = cache.feed()?.ok_or_else(|| {
+    let CachedFeed { feed, trust, .. } = cache.feed()?.ok_or_else(|| {
         Error::Invalid(format!(
             "{} holds no fetched feed: run `airlock-bundler fetch` into it first",
             a.cache.display()

@@ -24,9 +24,6 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
-/// Prefix of the temporary files [`fsutil::write_atomic`] leaves if it is killed.
-const TEMP_PREFIX: &str = ".airlock-tmp-";
-
 /// What the cache last accepted from a URL: validators for the next conditional
 /// request, bound to the feed bytes they came with.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -35,6 +32,17 @@ struct HttpRecord {
     feed_sha256: String,
     #[serde(flatten)]
     validators: Validators,
+}
+
+/// The feed in force in a cache, verified.
+#[derive(Debug)]
+pub struct CachedFeed {
+    /// The feed.
+    pub feed: Verified<Feed>,
+    /// The cache's vendor key, as trust roots.
+    pub trust: TrustRoots,
+    /// Its bytes (for conditional requests and to spot an unchanged download).
+    pub xml: Vec<u8>,
 }
 
 /// A held cache lock; released on drop.
@@ -92,7 +100,12 @@ impl Cache {
             for entry in entries {
                 let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
                 let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                if is_file && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                if is_file
+                    && entry
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(fsutil::TEMP_PREFIX)
+                {
                     let p = entry.path();
                     std::fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
                     removed += 1;
@@ -136,7 +149,7 @@ impl Cache {
 
     /// The cached feed, re-verified with the cached vendor key; `None` when the
     /// cache has never been filled.
-    pub fn feed(&self) -> Result<Option<(Verified<Feed>, TrustRoots)>> {
+    pub fn feed(&self) -> Result<Option<CachedFeed>> {
         let Some(key) = self.vendor_key()? else {
             return Ok(None);
         };
@@ -154,7 +167,7 @@ impl Cache {
             release: vec![],
         };
         let feed = verify::verify_feed(&p.display().to_string(), &xml, &sig, &trust)?;
-        Ok(Some((feed, trust)))
+        Ok(Some(CachedFeed { feed, trust, xml }))
     }
 
     /// Loads and re-verifies the document for `entry`.
@@ -185,15 +198,6 @@ impl Cache {
             None,
         )?;
         fsutil::write_atomic_unsynced_dir(&self.object_path(&entry.sha256), &doc.xml, None)
-    }
-
-    /// The cached feed's bytes, when there is one (not verified: see [`Cache::feed`]).
-    pub fn feed_bytes(&self) -> Result<Option<Vec<u8>>> {
-        let p = self.dir.join("feed.xml");
-        if !p.exists() {
-            return Ok(None);
-        }
-        fsutil::read_limited(&p, limits::MAX_FEED_BYTES).map(Some)
     }
 
     /// Commits a verified feed: written last, after the objects directory is

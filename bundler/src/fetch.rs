@@ -95,10 +95,9 @@ pub fn run(a: &FetchArgs, out: &Output) -> Result<()> {
         ));
     }
     cache.check_vendor_key(&key)?;
-    let previous = cache.feed()?.map(|(f, _)| f.into_inner());
-    let cached_xml = match previous {
-        Some(_) => cache.feed_bytes()?,
-        None => None,
+    let (previous, cached_xml) = match cache.feed()? {
+        Some(c) => (Some(c.feed.into_inner()), Some(c.xml)),
+        None => (None, None),
     };
     let conditional = match (&origin, &cached_xml) {
         (Origin::Url(_), Some(xml)) => cache.validators(&location, xml),

@@ -8,6 +8,10 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
+/// Prefix of the temporary files [`write_atomic`] writes beside their target; a
+/// process killed mid-write leaves one behind for its owner to sweep.
+pub const TEMP_PREFIX: &str = ".airlock-tmp-";
+
 /// Reads at most `limit` bytes of `path`; a longer file is refused as [`Error::Limit`].
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
@@ -61,7 +65,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<(
 pub fn write_atomic_unsynced_dir(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
     let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".airlock-tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
     tmp.as_file_mut()
