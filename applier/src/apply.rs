@@ -78,9 +78,11 @@ pub fn run_plan(profile: Option<&Path>, a: &PlanArgs, out: &Output) -> Result<()
 pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<()> {
     let interactive = std::io::stdin().is_terminal() && !a.json;
     if !a.yes && !interactive {
-        return Err(Error::Usage(
-            "apply changes this host: without a terminal to confirm on, pass --yes".into(),
-        ));
+        return Err(Error::Usage {
+            message: "apply changes this host, and there is no terminal to confirm on".into(),
+            hint: "review the plan first (airlock-applier plan FILE), then run apply with --yes"
+                .into(),
+        });
     }
     let mut s = Session::open(profile, "apply", out)?;
     apply_in(&mut s, a, &[], out)

@@ -49,10 +49,14 @@ pub fn run(a: &ApproveArgs, out: &Output) -> Result<()> {
     if let Some(t) = &a.ticket
         && !valid_ticket(t)
     {
-        return Err(Error::Usage(format!(
-            "--ticket '{}' is not 1-128 characters of letters, digits and . _ : / # - (a lone - stands for no ticket)",
-            t.escape_debug()
-        )));
+        return Err(Error::Usage {
+            message: format!(
+                "--ticket '{}' is not 1-128 characters of letters, digits and . _ : / # -",
+                t.escape_debug()
+            ),
+            hint: "give the change ticket's id as your tracker shows it (e.g. CHG-1234), or leave --ticket out"
+                .into(),
+        });
     }
     let bytes = fsutil::read_limited(&a.plan, MAX_PLAN_BYTES)?;
     let plan: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -84,13 +88,24 @@ pub fn run(a: &ApproveArgs, out: &Output) -> Result<()> {
             file: a.password_file.clone(),
         },
     )?;
-    let trusted = comment(hash, host, bundle, key.id(), a.ticket.as_deref());
-    let signature = key.sign(hash.as_bytes(), &trusted)?;
     let path = a.out.clone().unwrap_or_else(|| {
         let mut p = a.plan.clone().into_os_string();
         p.push(format!(".{}.approval", key.id()));
         PathBuf::from(p)
     });
+    // An approval is evidence of a decision: never replaced silently.
+    if path.exists() {
+        return Err(airlock_format::Error::Unusable {
+            message: format!(
+                "{} already exists, and airlock never overwrites an approval",
+                path.display()
+            ),
+            hint: "to replace it, move the old approval away first; or write this one elsewhere with --out FILE".into(),
+        }
+        .into());
+    }
+    let trusted = comment(hash, host, bundle, key.id(), a.ticket.as_deref());
+    let signature = key.sign(hash.as_bytes(), &trusted)?;
     fsutil::write_atomic(&path, signature.as_bytes(), Some(0o644))?;
     let count = |v: &str| {
         plan["mitigations"]

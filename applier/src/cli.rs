@@ -6,16 +6,27 @@ use std::path::PathBuf;
 /// Check signed mitigation bundles again on an isolated server, apply them, and
 /// record every step in the host's ledger.
 #[derive(Debug, Parser)]
-#[command(name = "airlock-applier", version, about, max_term_width = 100)]
+#[command(name = "airlock-applier", version, max_term_width = 100)]
 pub struct Cli {
     /// Print only errors (and JSON when asked for).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
     /// Print more detail.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
     /// Host profile (default: $AIRLOCK_PROFILE, else /etc/airlock/host.toml).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub profile: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,

@@ -70,8 +70,13 @@ pub enum Error {
         holder: String,
     },
     /// A command-line combination that cannot work.
-    #[error("{0}")]
-    Usage(String),
+    #[error("{message}")]
+    Usage {
+        /// What cannot work.
+        message: String,
+        /// How to ask for it correctly.
+        hint: String,
+    },
     /// The inbox `sync` reads cannot be used as it is (unreadable, too many files).
     #[error("inbox {}: {reason}", dir.display())]
     Inbox {
@@ -129,7 +134,7 @@ impl OperatorError for Error {
             | Error::UndoFailed { .. } => Exit::Operational,
             Error::NoneValid { .. } => Exit::Verification,
             Error::Unsafe { .. } | Error::Refused { .. } => Exit::Policy,
-            Error::Usage(_) => Exit::Usage,
+            Error::Usage { .. } => Exit::Usage,
             Error::ApplyFailed { .. } => Exit::ApplyFailed,
         }
     }
@@ -142,13 +147,13 @@ impl OperatorError for Error {
             | Error::Refused { hint, .. }
             | Error::Tool { hint, .. }
             | Error::Inbox { hint, .. }
+            | Error::Usage { hint, .. }
             | Error::NoneValid { hint, .. } => hint.clone(),
             Error::Unsafe { .. } => "nothing was changed; fix the path on this host (or add the mitigation to policy.blocked), then run again".into(),
             Error::NotApplied { .. } => {
                 "airlock-applier status lists the applied mitigations".into()
             }
             Error::Busy { .. } => "wait for the other run to finish, then run again".into(),
-            Error::Usage(_) => "see airlock-applier --help".into(),
             Error::ApplyFailed { .. } => "nothing of this run stayed changed; fix the cause named above and run apply again (airlock-ledger log shows the failure)".into(),
             Error::UndoFailed { .. } => "fix the cause named above, then run any airlock-applier command: the interrupted run is finished or undone from its journal first".into(),
         }

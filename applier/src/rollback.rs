@@ -38,7 +38,13 @@ pub fn run(profile: Option<&Path>, a: &RollbackArgs, out: &Output) -> Result<()>
         ids
     };
     if ids.is_empty() {
-        out.line("nothing to roll back: no mitigation is applied on this host");
+        if a.json {
+            out.json(&json!({
+                "rolled_back": [], "run": null, "files": 0, "units": 0, "ledger_size": null,
+            }));
+        } else {
+            out.line("nothing to roll back: no mitigation is applied on this host");
+        }
         return Ok(());
     }
     let mut scope = BTreeSet::new();
@@ -67,7 +73,9 @@ pub fn run(profile: Option<&Path>, a: &RollbackArgs, out: &Output) -> Result<()>
             plan.new_state.held.insert(id.clone(), applied.revision);
         }
     }
-    crate::render::plan_text(&plan, out, false);
+    if !a.json {
+        crate::render::plan_text(&plan, out, false);
+    }
     let actor = s.actor.clone();
     let forced = a.force && !plan.drift.is_empty();
     let outcome = engine::execute(&mut s.context(out), &plan, |run| {

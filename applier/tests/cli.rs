@@ -60,7 +60,10 @@ fn apply_without_a_terminal_needs_yes_and_changes_nothing() {
     // Refused before the profile is even read: exit 2 with the reason.
     let (code, _, err) = applier(&["--profile", "/nonexistent/host.toml", "apply", "x.airlock"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("pass --yes"), "{err}");
+    assert!(
+        err.contains("no terminal to confirm on") && err.contains("run apply with --yes"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -22,15 +22,19 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
         true => Some(cache.lock()?),
         false => None,
     };
-    let CachedFeed { feed, trust, .. } = cache.feed()?.ok_or_else(|| {
-        Error::Invalid(format!(
-            "{} holds no fetched feed: run `airlock-bundler fetch` into it first",
+    let CachedFeed { feed, trust, .. } = cache.feed()?.ok_or_else(|| Error::Unusable {
+        message: format!("{} holds no fetched feed", a.cache.display()),
+        hint: format!(
+            "fetch the vendor feed into it first: airlock-bundler fetch URL --vendor-key VENDOR.pub --cache {}",
             a.cache.display()
-        ))
+        ),
     })?;
     let created = match &a.created {
-        Some(t) => time::parse_rfc3339(t)
-            .ok_or_else(|| Error::Invalid(format!("--created '{t}' is not an RFC 3339 time")))?,
+        Some(t) => time::parse_argument(t).ok_or_else(|| {
+            Error::Invalid(format!(
+                "--created '{t}' is not an RFC 3339 time in whole seconds (like 2026-11-28T08:00:00Z)"
+            ))
+        })?,
         None => time::now(),
     };
     if feed.expires <= time::now() {
@@ -128,10 +132,13 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
         detached_signature: a.detached_sig,
         ..WriteOptions::default()
     };
+    // After the password prompt: a bar must not draw over it.
+    let progress = out.progress(a.json, checks.len(), "checking and packing documents");
     let manifest = std::thread::scope(|s| {
         let verifier = s.spawn(|| -> Result<()> {
             for ((what, entry), doc) in checks.iter().zip(&input.documents) {
                 check_document(what, entry, &doc.xml, &doc.signature, &trust)?;
+                progress.inc();
             }
             Ok(())
         });
@@ -141,6 +148,7 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
                 .map_err(|_| Error::Invalid("the signature checking thread failed".into()))?
         })
     })?;
+    drop(progress);
     cache.record_sequence(&a.channel, seq)?;
 
     if a.json {

@@ -7,13 +7,19 @@ use std::time::Duration;
 /// Fetch vendor-signed mitigations, check every signature, and pack them into one
 /// signed .airlock bundle to carry over the air gap.
 #[derive(Debug, Parser)]
-#[command(name = "airlock-bundler", version, about, max_term_width = 100)]
+#[command(name = "airlock-bundler", version, max_term_width = 100)]
 pub struct Cli {
     /// Print only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
     /// Print more detail.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -72,6 +78,9 @@ pub struct KeygenArgs {
     pub no_password: bool,
     #[command(flatten)]
     pub password: PasswordArgs,
+    /// Print the result as JSON (the key id and both paths; never the secret key).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `feed ...`.
@@ -103,6 +112,9 @@ pub struct PublishArgs {
     pub generated: Option<String>,
     #[command(flatten)]
     pub password: PasswordArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `fetch`.

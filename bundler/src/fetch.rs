@@ -12,6 +12,7 @@ use crate::source::{FeedRead, Origin};
 use airlock_format::feed::{Feed, FeedEntry};
 use airlock_format::keys::PublicKey;
 use airlock_format::output::Output;
+use airlock_format::progress::Progress;
 use airlock_format::trust::TrustRoots;
 use airlock_format::{Error, Result, time, verify};
 use serde_json::json;
@@ -137,7 +138,9 @@ pub fn run(a: &FetchArgs, out: &Output) -> Result<()> {
     };
     check_not_expired(&location, &feed, commit.is_none())?;
 
-    let downloaded = documents(&origin, &cache, &feed, &trust, a.jobs as usize)?;
+    let progress = out.progress(a.json, feed.entries.len(), "checking documents");
+    let downloaded = documents(&origin, &cache, &feed, &trust, a.jobs as usize, &progress)?;
+    drop(progress);
     for (entry, got) in feed.entries.iter().zip(&downloaded) {
         if *got {
             out.detail(format!("stored {} revision {}", entry.id, entry.revision));
@@ -233,6 +236,7 @@ fn documents(
     feed: &Feed,
     trust: &TrustRoots,
     jobs: usize,
+    progress: &Progress,
 ) -> Result<Vec<bool>> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -253,6 +257,7 @@ fn documents(
                 break;
             };
             let r = one(entry);
+            progress.inc();
             if r.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }

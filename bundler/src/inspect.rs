@@ -67,7 +67,9 @@ pub fn run_inspect(a: &InspectArgs, out: &Output) -> Result<()> {
 /// Runs `verify`.
 pub fn run_verify(a: &VerifyArgs, out: &Output) -> Result<()> {
     let trust = TrustRoots::from_files(&a.vendor_key, &a.release_key)?;
-    let bundle = verify::verify_bundle(&a.file, &trust, None)?;
+    let progress = out.progress(a.json, 0, "verifying documents");
+    let bundle = verify::verify_bundle_showing(&a.file, &trust, None, &progress)?;
+    drop(progress);
     let m = &bundle.manifest;
     let expired = bundle.expired_at(&time::now());
     if a.json {

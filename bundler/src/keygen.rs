@@ -25,10 +25,13 @@ pub fn run(a: &KeygenArgs, out: &Output) -> Result<()> {
     );
     for p in [&pub_path, &key_path] {
         if p.exists() {
-            return Err(Error::Invalid(format!(
-                "{} already exists; airlock never overwrites a key: move it away or choose another --out",
-                p.display()
-            )));
+            return Err(Error::Unusable {
+                message: format!(
+                    "{} already exists, and airlock never overwrites a key",
+                    p.display()
+                ),
+                hint: "move the old key pair away first, or choose another --out".into(),
+            });
         }
     }
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io("create", &a.out, e))?;
@@ -55,11 +58,21 @@ pub fn run(a: &KeygenArgs, out: &Output) -> Result<()> {
     let key = keys::generate(password, name)?;
     fsutil::create_private(&key_path, key.secret.0.as_bytes())?;
     fsutil::write_atomic(&pub_path, key.public.as_bytes(), Some(0o644))?;
-    out.line(format!(
-        "created {} (public) and {} (secret, mode 0600)",
-        pub_path.display(),
-        key_path.display()
-    ));
-    out.line(format!("{name} key id: {}", key.id));
+    if a.json {
+        out.json(&serde_json::json!({
+            "role": name,
+            "key_id": key.id.to_string(),
+            "public_key_file": pub_path,
+            "secret_key_file": key_path,
+            "encrypted": !a.no_password,
+        }));
+    } else {
+        out.line(format!(
+            "created {} (public) and {} (secret, mode 0600)",
+            pub_path.display(),
+            key_path.display()
+        ));
+        out.line(format!("{name} key id: {}", key.id));
+    }
     Ok(())
 }

@@ -15,8 +15,11 @@ use std::path::Path;
 /// Runs `feed publish`.
 pub fn run(a: &PublishArgs, out: &Output) -> Result<()> {
     let generated = match &a.generated {
-        Some(t) => time::parse_rfc3339(t)
-            .ok_or_else(|| Error::Invalid(format!("--generated '{t}' is not an RFC 3339 time")))?,
+        Some(t) => time::parse_argument(t).ok_or_else(|| {
+            Error::Invalid(format!(
+                "--generated '{t}' is not an RFC 3339 time in whole seconds (like 2026-11-28T08:00:00Z)"
+            ))
+        })?,
         None => time::now(),
     };
     let expires = parse_deadline(&a.expires, &generated)?;
@@ -128,6 +131,23 @@ pub fn run(a: &PublishArgs, out: &Output) -> Result<()> {
     )?;
     fsutil::write_atomic(&a.dir.join("feed.xml.minisig"), sig.as_bytes(), None)?;
     fsutil::write_atomic(&a.dir.join("feed.xml"), xml.as_bytes(), None)?;
+    if a.json {
+        out.json(&serde_json::json!({
+            "feed": a.dir.join("feed.xml"),
+            "publisher": feed.publisher,
+            "key_id": key.id().to_string(),
+            "generated": time::format(&generated),
+            "expires": time::format(&expires),
+            "mitigations": feed.entries.iter().map(|e| serde_json::json!({
+                "id": e.id,
+                "revision": e.revision,
+                "sha256": e.sha256,
+                "size": e.size,
+            })).collect::<Vec<_>>(),
+            "retired": feed.retired,
+        }));
+        return Ok(());
+    }
     out.line(format!(
         "published {} mitigations ({} retired) in {}, signed by vendor key {}, expires {}",
         feed.entries.len(),

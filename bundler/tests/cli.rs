@@ -48,7 +48,7 @@ fn keygen_writes_a_0600_secret_and_never_overwrites() {
     );
     assert_eq!(code, 1);
     assert!(
-        stderr.contains("already exists; airlock never overwrites a key"),
+        stderr.contains("already exists, and airlock never overwrites a key"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(out.join("release.key")).unwrap(), before);

@@ -34,6 +34,15 @@ pub enum Error {
     /// An argument or local input has a value airlock does not accept.
     #[error("{0}")]
     Invalid(String),
+    /// A local file, directory or setting cannot be used as it is (a profile with a
+    /// bad key, an empty cache, a key file in the way), with how to fix it.
+    #[error("{message}")]
+    Unusable {
+        /// What is wrong, naming the file and the key.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// Outside input is larger than one of the limits in [`crate::limits`].
     #[error("{what} is over the limit of {limit} {unit}")]
     Limit {
@@ -120,6 +129,34 @@ pub enum Error {
     },
 }
 
+/// What to do about an I/O error, by its kind.
+fn io_hint(action: &str, path: &Path, e: &io::Error) -> String {
+    let path = path.display();
+    match e.kind() {
+        io::ErrorKind::NotFound => {
+            format!("check the path: {path} (or a directory above it) does not exist")
+        }
+        io::ErrorKind::PermissionDenied => format!(
+            "run as a user allowed to {action} {path} (the applier usually runs as root), or fix its permissions"
+        ),
+        io::ErrorKind::AlreadyExists => {
+            format!("{path} is in the way: move it aside, or choose another path")
+        }
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            format!("free space on the file system that holds {path}, then run the command again")
+        }
+        io::ErrorKind::ReadOnlyFilesystem => {
+            format!(
+                "{path} is on a read-only file system: remount it read-write or choose another path"
+            )
+        }
+        io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory => {
+            format!("check the path: {path} is not the kind of file this command expects")
+        }
+        _ => format!("check {path} and the file system it is on, then run the command again"),
+    }
+}
+
 impl Error {
     /// The exit code this error maps to (design card §9).
     pub fn exit(&self) -> Exit {
@@ -127,6 +164,7 @@ impl Error {
             Error::Io { .. }
             | Error::Key { .. }
             | Error::Invalid(_)
+            | Error::Unusable { .. }
             | Error::Network { .. }
             | Error::Busy(_) => Exit::Operational,
             Error::Usage { .. } => Exit::Usage,
@@ -143,14 +181,14 @@ impl Error {
     /// What the operator should do next.
     pub fn hint(&self) -> String {
         match self {
-            Error::Io { .. } => "check that the path exists and that you may read or write it".into(),
+            Error::Io { action, path, source } => io_hint(action, path, source),
             Error::Key { path, .. } if path.extension().is_some_and(|e| e == "pub") => {
                 "check the public key's path (a .pub file as airlock-bundler keygen or minisign -G wrote it)".into()
             }
             Error::Key { .. } => "check the key path and, for a secret key, its password (--password-file or AIRLOCK_PASSWORD)".into(),
             Error::Invalid(_) => "correct the value and run the command again".into(),
             Error::Limit { .. } | Error::Archive { .. } | Error::Mismatch { .. } => {
-                "do not use this file: it was altered, truncated or built to attack the reader; get a fresh copy from its publisher".into()
+                "do not use this file: it is damaged, not what it claims to be, or was altered on the way; get a fresh copy from its publisher and report one that keeps failing".into()
             }
             Error::Xml { .. } => "the document was refused as written; ask its publisher for a corrected document".into(),
             Error::Signature { .. } => {
@@ -159,7 +197,8 @@ impl Error {
             Error::Policy { hint, .. }
             | Error::Stale { hint, .. }
             | Error::Network { hint, .. }
-            | Error::Usage { hint, .. } => hint.clone(),
+            | Error::Usage { hint, .. }
+            | Error::Unusable { hint, .. } => hint.clone(),
             Error::Busy(_) => "wait for the other command to finish, then run this one again".into(),
         }
     }

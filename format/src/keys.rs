@@ -49,6 +49,15 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// Why a key file could not be read, without repeating its path (the key error
+/// names it already).
+fn read_failure(e: Error) -> String {
+    match e {
+        Error::Io { action, source, .. } => format!("cannot {action} it: {source}"),
+        e => e.to_string(),
+    }
+}
+
 impl PublicKey {
     /// Reads a public key file (`untrusted comment:` line, then the base64 key).
     pub fn from_file(path: &Path) -> Result<PublicKey> {
@@ -57,7 +66,7 @@ impl PublicKey {
             reason,
         };
         let text = fsutil::read_text_limited(path, limits::MAX_SIGNATURE_BYTES)
-            .map_err(|e| key_err(e.to_string()))?;
+            .map_err(|e| key_err(read_failure(e)))?;
         Self::from_text(&text, &path.display().to_string()).map_err(key_err)
     }
 
@@ -275,7 +284,7 @@ impl SecretKey {
             reason,
         };
         let text = fsutil::read_text_limited(path, limits::MAX_SECRET_KEY_BYTES)
-            .map_err(|e| key_err(e.to_string()))?;
+            .map_err(|e| key_err(read_failure(e)))?;
         let b64 = text
             .lines()
             .nth(1)

@@ -21,6 +21,7 @@ pub mod mitigation;
 pub mod output;
 pub mod pattern;
 pub mod profile;
+pub mod progress;
 pub mod time;
 pub mod trust;
 pub mod verify;

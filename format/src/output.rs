@@ -235,6 +235,17 @@ impl Output {
         }
     }
 
+    /// A progress bar over `len` steps of `what` for a person at a terminal:
+    /// nothing with `-q` or when `json` (see [`crate::progress`]).
+    pub fn progress(
+        &self,
+        json: bool,
+        len: usize,
+        what: &'static str,
+    ) -> crate::progress::Progress {
+        crate::progress::Progress::new(!self.quiet && !json, len as u64, what)
+    }
+
     /// True with `-v` (for output that is costly to prepare).
     pub fn is_verbose(&self) -> bool {
         self.verbose

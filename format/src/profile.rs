@@ -5,7 +5,7 @@
 //! duplicates, a release channel, valid blocked ids, an approval count the
 //! configured approver keys can meet, and a parsed clock skew. Every error names
 //! the profile file and the key (or, for TOML syntax, the line) at fault, and is an
-//! [`Error::Invalid`] or [`Error::Io`] (exit 1: bad configuration).
+//! [`Error::Unusable`] or [`Error::Io`] (exit 1: bad configuration).
 //!
 //! Nothing security-relevant has a default: there are no built-in keys (an empty
 //! `[trust]` list loads, and the applier fails closed when it needs a key) and no
@@ -202,6 +202,15 @@ impl Profile {
     pub fn load(path: &Path) -> Result<Profile> {
         let text = fsutil::read_text_limited(path, MAX_PROFILE_BYTES).map_err(|e| match e {
             Error::Limit { limit, .. } => too_large(path, limit),
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Unusable {
+                    message: format!("no host profile at {}", path.display()),
+                    hint: format!(
+                        "write the host profile there (operator guide §3.3; the Debian package installs a commented one), or name another with --profile FILE or AIRLOCK_PROFILE (default {DEFAULT_PROFILE})"
+                    ),
+                }
+            }
+            Error::Invalid(message) => invalid(path, message),
             e => e,
         })?;
         Profile::from_toml(&text, path)
@@ -342,7 +351,10 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn err(&self, key: &str, msg: impl fmt::Display) -> Error {
-        Error::Invalid(format!("profile {}: {key}: {msg}", self.path.display()))
+        invalid(
+            self.path,
+            format!("profile {}: {key}: {msg}", self.path.display()),
+        )
     }
 
     fn profile(&self, raw: RawProfile) -> Result<Profile> {
@@ -597,10 +609,24 @@ fn check_text_path(s: &str) -> std::result::Result<(), String> {
 }
 
 fn too_large(path: &Path, limit: u64) -> Error {
-    Error::Invalid(format!(
-        "profile {}: larger than {limit} bytes: a host profile is a short TOML file",
-        path.display()
-    ))
+    invalid(
+        path,
+        format!(
+            "profile {}: larger than {limit} bytes: a host profile is a short TOML file",
+            path.display()
+        ),
+    )
+}
+
+/// A profile that cannot be used as written: `message` names the file and key.
+fn invalid(path: &Path, message: String) -> Error {
+    Error::Unusable {
+        message,
+        hint: format!(
+            "edit {} (every key is shown in the operator guide §3.3 and the design card §6), then run the command again",
+            path.display()
+        ),
+    }
 }
 
 /// The machine's hostname: `/proc/sys/kernel/hostname`, else `/etc/hostname`, else
@@ -644,7 +670,7 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     } else {
         out.push_str(&message);
     }
-    Error::Invalid(out)
+    invalid(path, out)
 }
 
 /// Control characters escaped, lines joined: safe to print on one terminal line.
@@ -766,7 +792,7 @@ max_clock_skew = "10m"
         match parse(text) {
             Ok(p) => panic!("accepted:\n{text}\n{p:?}"),
             Err(e) => {
-                assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+                assert!(matches!(e, Error::Unusable { .. }), "{e:?}");
                 e.to_string()
             }
         }
@@ -1196,7 +1222,7 @@ max_clock_skew = "10m"
         text.push_str(&"# padding\n".repeat(MAX_PROFILE_BYTES as usize / 10 + 1));
         fsutil::write_atomic(&path, text.as_bytes(), None).unwrap();
         let e = Profile::load(&path).unwrap_err();
-        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(matches!(e, Error::Unusable { .. }), "{e:?}");
         assert_eq!(e.exit(), crate::Exit::Operational);
         assert!(
             e.to_string()
@@ -1215,10 +1241,12 @@ max_clock_skew = "10m"
         assert_eq!(Profile::load(&path).unwrap().host(), "exch01");
         let missing = dir.path().join("missing.toml");
         let e = Profile::load(&missing).unwrap_err();
-        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert!(matches!(e, Error::Unusable { .. }), "{e:?}");
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+        assert!(e.hint().contains("--profile"), "{}", e.hint());
         assert_eq!(e.exit(), crate::Exit::Operational);
         fsutil::write_atomic(&path, b"host = \"caf\xe9\"\n", None).unwrap();
         let e = Profile::load(&path).unwrap_err();
-        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(matches!(e, Error::Unusable { .. }), "{e:?}");
     }
 }

@@ -17,6 +17,12 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Parses a time given on the command line: RFC 3339 in whole seconds (the only
+/// times airlock writes and signs), normalised to UTC; `None` otherwise.
+pub fn parse_argument(s: &str) -> Option<Timestamp> {
+    parse_rfc3339(s).filter(|t| t.timestamp_subsec_nanos() == 0)
+}
+
 /// Formats `t` the one way airlock writes times.
 pub fn format(t: &Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -55,7 +61,12 @@ pub fn parse_duration(s: &str) -> Result<TimeDelta> {
 /// Parses `s` as a duration after `base`, or as an absolute RFC 3339 time.
 pub fn parse_deadline(s: &str, base: &Timestamp) -> Result<Timestamp> {
     if let Some(t) = parse_rfc3339(s) {
-        return Ok(t);
+        return parse_argument(s).ok_or_else(|| {
+            Error::Invalid(format!(
+                "'{s}' has a fraction of a second: give whole seconds ({})",
+                format(&t)
+            ))
+        });
     }
     let d = parse_duration(s)?;
     base.checked_add_signed(d)
@@ -70,6 +81,11 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("30d").unwrap(), TimeDelta::days(30));
         assert_eq!(parse_duration("10m").unwrap(), TimeDelta::minutes(10));
+        let base = now();
+        assert!(parse_deadline("2030-01-01T00:00:00.5Z", &base).is_err());
+        assert!(parse_deadline("2030-01-01T00:00:00Z", &base).is_ok());
+        assert!(parse_argument("2030-01-01T00:00:00.000Z").is_some());
+        assert!(parse_argument("2030-01-01T00:00:00.001Z").is_none());
         for bad in ["", "d", "-1d", "0d", "5y", "1.5d", "99999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -12,6 +12,7 @@ use crate::feed::Feed;
 use crate::keys::Signature;
 use crate::manifest::{EntryKind, ExpectedEntry, Manifest, ManifestMitigation};
 use crate::mitigation::Mitigation;
+use crate::progress::Progress;
 use crate::time::Timestamp;
 use crate::trust::TrustRoots;
 use std::io::{self, Read, Write};
@@ -126,8 +127,20 @@ pub fn verify_bundle(
     trust: &TrustRoots,
     staging: Option<&Path>,
 ) -> Result<Verified<Bundle>> {
+    verify_bundle_showing(path, trust, staging, &Progress::hidden())
+}
+
+/// [`verify_bundle`], counting each document whose vendor signature was checked
+/// on `progress`.
+pub fn verify_bundle_showing(
+    path: &Path,
+    trust: &TrustRoots,
+    staging: Option<&Path>,
+    progress: &Progress,
+) -> Result<Verified<Bundle>> {
     let mut file = BundleFile::open(path)?;
     let (manifest, trusted_comment) = verify_manifest(&file, trust)?;
+    progress.set_len(manifest.mitigations.len());
 
     let mut raw: Vec<(Vec<u8>, Vec<u8>)> =
         vec![(Vec::new(), Vec::new()); manifest.mitigations.len()];
@@ -163,7 +176,11 @@ pub fn verify_bundle(
         .mitigations
         .iter()
         .zip(raw)
-        .map(|(m, (xml, sig))| verify_bundled_document(path, m, xml, &sig, trust))
+        .map(|(m, (xml, sig))| {
+            let doc = verify_bundled_document(path, m, xml, &sig, trust);
+            progress.inc();
+            doc
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Verified(Bundle {
         path: path.to_path_buf(),

@@ -6,19 +6,35 @@ use std::path::PathBuf;
 
 /// Query, export, checkpoint and verify the hash-chained airlock ledger.
 #[derive(Debug, Parser)]
-#[command(name = "airlock-ledger", version, about, max_term_width = 100)]
+#[command(name = "airlock-ledger", version, max_term_width = 100)]
 pub struct Cli {
     /// Print only errors (and JSON when asked for).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
     /// Print more detail.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
     /// The ledger database (default: ledger.db in the profile's state_dir).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub db: Option<PathBuf>,
     /// Host profile (default: $AIRLOCK_PROFILE, else /etc/airlock/host.toml).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub profile: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -106,6 +122,7 @@ pub struct LogArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The entry's sequence number.
+    #[arg(value_parser = entry_number)]
     pub seq: u64,
     /// Print the entry as JSON.
     #[arg(long)]
@@ -153,4 +170,10 @@ pub struct ReportArgs {
     /// Also print the report's numbers as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An entry number: 1, 2, 3…
+fn entry_number(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| "an entry number is 1, 2, 3…; airlock-ledger log lists them".into())
 }

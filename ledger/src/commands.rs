@@ -123,7 +123,10 @@ fn verify(cli: &Cli, a: &VerifyArgs, out: &Output) -> Result<()> {
     let (source, report) = match (&a.export, db) {
         (Some(export), _) => (export.clone(), crate::export::verify_export(export, opts)?),
         (None, Some(db)) => {
-            let report = Ledger::open_read_only(&db)?.verify(opts)?;
+            let ledger = Ledger::open_read_only(&db)?;
+            let size = ledger.head().map(|h| h.seq).unwrap_or(0);
+            let progress = out.progress(a.json, size as usize, "verifying entries");
+            let report = ledger.verify_showing(opts, &progress)?;
             (db, report)
         }
         (None, None) => return Err(Error::Invalid("nothing to verify".into())),
@@ -271,10 +274,14 @@ fn show(cli: &Cli, a: &ShowArgs, out: &Output) -> Result<()> {
     let ledger = Ledger::open_read_only(&db)?;
     let Some(e) = ledger.entry(a.seq)? else {
         let head = ledger.head()?.seq;
-        return Err(Error::Invalid(format!(
-            "the ledger has no entry {} (entries are 1 to {head})",
-            a.seq
-        )));
+        return Err(airlock_format::Error::Unusable {
+            message: format!(
+                "the ledger has no entry {} (entries are 1 to {head})",
+                a.seq
+            ),
+            hint: "airlock-ledger log lists the entries with their numbers".into(),
+        }
+        .into());
     };
     if a.json {
         out.json(&render::json_value(&e));
@@ -305,7 +312,10 @@ fn export(cli: &Cli, a: &ExportArgs, out: &Output) -> Result<()> {
     let db = db_path(cli)?;
     check_out(&a.out, &protected(&db, None))?;
     let ledger = Ledger::open_read_only(&db)?;
-    let s = ledger.export(&a.out)?;
+    let size = ledger.head().map(|h| h.seq).unwrap_or(0);
+    let progress = out.progress(a.json, size as usize, "exporting entries");
+    let s = ledger.export_showing(&a.out, &progress)?;
+    drop(progress);
     if a.json {
         out.json(&serde_json::json!({
             "out": a.out.display().to_string(),

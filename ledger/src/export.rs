@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::store::Ledger;
 use crate::verify::{Report, Verifier, VerifyOptions};
 use airlock_format::fsutil;
+use airlock_format::progress::Progress;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -62,9 +63,14 @@ impl Ledger {
     /// Writes the whole ledger to `out` as JSON Lines, atomically (temporary file,
     /// fsync, rename), from one consistent snapshot.
     pub fn export(&self, out: &Path) -> Result<ExportSummary> {
+        self.export_showing(out, &Progress::hidden())
+    }
+
+    /// [`Ledger::export`], counting the entries written on `progress`.
+    pub fn export_showing(&self, out: &Path, progress: &Progress) -> Result<ExportSummary> {
         let dir = fsutil::parent_dir(out);
         let tmp = tempfile::Builder::new()
-            .prefix(".airlock-tmp-")
+            .prefix(fsutil::TEMP_PREFIX)
             .tempfile_in(dir)
             .map_err(|e| airlock_format::Error::io("create a temporary file in", dir, e))?;
         let io = |e: std::io::Error| Error::from(airlock_format::Error::io("write", out, e));
@@ -97,6 +103,9 @@ impl Ledger {
             }
             entries = e.seq;
             head = owned.hash;
+            if entries % PROGRESS_STEP == 0 {
+                progress.inc_by(PROGRESS_STEP as usize);
+            }
             Ok(())
         })?;
         let end = End {
@@ -120,6 +129,9 @@ impl Ledger {
         })
     }
 }
+
+/// Entries between two progress updates.
+const PROGRESS_STEP: u64 = 1024;
 
 fn json_line(w: &mut impl Write, v: &impl serde::Serialize) -> std::io::Result<()> {
     serde_json::to_writer(&mut *w, v)?;

@@ -12,7 +12,7 @@ pub const CSV_HEADER: &str = "seq,ts,host,actor,kind,bundle,mitigation,detail,pr
 pub fn table_header(w: &mut impl Write) -> io::Result<()> {
     writeln!(
         w,
-        "{:>7}  {:<20}  {:<24}  {:<24}  {:<12}  {:<20}  DETAIL",
+        "{:>7}  {:<20}  {:<24}  {:<24}  {:<12}  {:<32}  DETAIL",
         "SEQ", "TIME (UTC)", "KIND", "MITIGATION", "BUNDLE", "ACTOR"
     )
 }
@@ -25,13 +25,13 @@ pub fn table_row(w: &mut impl Write, e: &Entry) -> io::Result<()> {
     };
     writeln!(
         w,
-        "{:>7}  {:<20}  {:<24}  {:<24}  {:<12}  {:<20}  {}",
+        "{:>7}  {:<20}  {:<24}  {:<24}  {:<12}  {:<32}  {}",
         e.seq,
         time,
         e.kind,
         e.mitigation.as_deref().unwrap_or("-"),
         short(e.bundle.as_deref().unwrap_or("-"), 12),
-        short(&e.actor, 20),
+        short(&e.actor, 32),
         short(&e.detail, 60)
     )
 }

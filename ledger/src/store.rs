@@ -155,7 +155,7 @@ impl Ledger {
             let kind = if path.exists() {
                 std::io::Error::other("it is not a regular file")
             } else {
-                std::io::Error::from(std::io::ErrorKind::NotFound)
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")
             };
             return Err(airlock_format::Error::io("open", path, kind).into());
         }

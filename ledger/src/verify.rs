@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::schema;
 use crate::store::{Ledger, checkpoint_from_detail, host_key_from_detail};
 use airlock_format::keys::{KeyId, PublicKey};
+use airlock_format::progress::Progress;
 
 /// What to check beyond the chain itself.
 #[derive(Debug, Default, Clone, Copy)]
@@ -367,6 +368,11 @@ impl Ledger {
     /// into batches; a second one checks and hashes them in order. At most
     /// four batches of 1,024 rows wait between them, so memory stays bounded.
     pub fn verify(&self, opts: VerifyOptions<'_>) -> Result<Report> {
+        self.verify_showing(opts, &Progress::hidden())
+    }
+
+    /// [`Ledger::verify`], counting the entries checked on `progress`.
+    pub fn verify_showing(&self, opts: VerifyOptions<'_>, progress: &Progress) -> Result<Report> {
         self.check_schema()?;
         if self.stored_genesis() != genesis(self.id()) {
             return Err(Error::Broken {
@@ -380,6 +386,7 @@ impl Ledger {
             let checker = scope.spawn(move || -> Result<Verifier<'_>> {
                 for batch in rx {
                     batch.for_each(|e, stored| v.push(e, stored))?;
+                    progress.inc_by(batch.rows.len());
                 }
                 Ok(v)
             });

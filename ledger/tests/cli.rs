@@ -415,20 +415,20 @@ fn log_table_has_a_header_and_one_line_per_entry() {
     assert_eq!(lines.len(), 6, "{}", r.stdout);
     assert_eq!(
         lines[0],
-        "    SEQ  TIME (UTC)            KIND                      MITIGATION                BUNDLE        ACTOR                 DETAIL"
+        "    SEQ  TIME (UTC)            KIND                      MITIGATION                BUNDLE        ACTOR                             DETAIL"
     );
     assert!(lines[1].starts_with("      1  "), "{}", lines[1]);
     assert_eq!(
         lines[2],
-        r#"      2  2020-01-01T08:00:00Z  bundle.verified           -                         b-0007        airlock-applier       {"seq":7}"#
+        r#"      2  2020-01-01T08:00:00Z  bundle.verified           -                         b-0007        airlock-applier                   {"seq":7}"#
     );
     assert_eq!(
         lines[3],
-        r#"      3  2020-01-02T09:30:00Z  mitigation.applied        AM-2021-0001              b-0007        airlock-applier       {"action":"url-block","path":"/owa/*"}"#
+        r#"      3  2020-01-02T09:30:00Z  mitigation.applied        AM-2021-0001              b-0007        airlock-applier                   {"action":"url-block","path":"/owa/*"}"#
     );
     assert_eq!(
         lines[5],
-        r#"      5  2020-01-04T12:00:00Z  mitigation.rolled_back    AM-2021-0001              -             operator              {"reason":"outage"}"#
+        r#"      5  2020-01-04T12:00:00Z  mitigation.rolled_back    AM-2021-0001              -             operator                          {"reason":"outage"}"#
     );
 }
 
@@ -519,7 +519,7 @@ fn show_of_a_missing_entry_names_the_valid_range() {
         assert_eq!(
             r.stderr,
             format!(
-                "airlock-ledger: error: the ledger has no entry {seq} (entries are 1 to 5)\n  what to do: correct the value and run the command again\n"
+                "airlock-ledger: error: the ledger has no entry {seq} (entries are 1 to 5)\n  what to do: airlock-ledger log lists the entries with their numbers\n"
             )
         );
     }
@@ -912,7 +912,7 @@ fn a_missing_database_is_named() {
         assert_eq!(r.code, 1, "{cmd:?}: {r:#?}");
         assert_eq!(
             r.stderr,
-            "airlock-ledger: error: cannot open missing.db: entity not found\n  what to do: check that the path exists and that you may read or write it\n",
+            "airlock-ledger: error: cannot open missing.db: no such file\n  what to do: check the path: missing.db (or a directory above it) does not exist\n",
             "{cmd:?}"
         );
     }
@@ -1119,6 +1119,6 @@ fn without_db_the_profile_names_the_state_dir() {
     assert_eq!(r.code, 1, "{r:#?}");
     assert_eq!(
         r.stderr,
-        "airlock-ledger: error: cannot open missing.toml: No such file or directory (os error 2)\n  what to do: check that the path exists and that you may read or write it\n"
+        "airlock-ledger: error: no host profile at missing.toml\n  what to do: write the host profile there (operator guide §3.3; the Debian package installs a commented one), or name another with --profile FILE or AIRLOCK_PROFILE (default /etc/airlock/host.toml)\n"
     );
 }

@@ -392,7 +392,7 @@ fn full_flow_plans_applies_exact_bytes_and_records_every_step() {
 
     // Without --yes and without a terminal, apply is a usage error and changes nothing.
     let r = h.applier(&["apply".as_ref(), bundle.as_os_str()]).expect(2);
-    assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
+    assert!(r.stderr.contains("run apply with --yes"), "{}", r.stderr);
     assert_same_tree(&pristine, &tree(&root_of(&h), true), "apply without --yes");
 
     // Apply.
