@@ -8,21 +8,43 @@
 #   OUT_DIR/completions/zsh/_airlock-*          zsh
 #   OUT_DIR/completions/fish/airlock-*.fish     fish
 #
-# Usage: packaging/gen-docs.sh OUT_DIR   (from anywhere; builds in the workspace)
+# Usage: packaging/gen-docs.sh [--bin-dir DIR] OUT_DIR   (from anywhere)
+#
+# Without --bin-dir it builds the release binaries in the workspace
+# (`cargo build --release --locked`); with it, it runs the three binaries
+# already built in DIR (packaging/build-deb.sh passes its own).
 set -eu
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 OUT_DIR" >&2
+usage() {
+    echo "usage: $0 [--bin-dir DIR] OUT_DIR" >&2
     exit 2
-fi
+}
+bin=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --bin-dir) [ $# -ge 2 ] || usage; bin=$2; shift 2 ;;
+    --bin-dir=*) bin=${1#--bin-dir=}; shift ;;
+    -*) usage ;;
+    *) break ;;
+    esac
+done
+[ $# -eq 1 ] || usage
 out=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-cargo build --release --locked --manifest-path "$root/Cargo.toml" \
-    -p airlock-bundler -p airlock-applier -p airlock-ledger
-target=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin=${target:-$root/target}/release
+if [ -z "$bin" ]; then
+    cargo build --release --locked --manifest-path "$root/Cargo.toml" \
+        -p airlock-bundler -p airlock-applier -p airlock-ledger
+    target=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    bin=${target:-$root/target}/release
+fi
+for program in airlock-bundler airlock-applier airlock-ledger; do
+    if [ ! -x "$bin/$program" ]; then
+        echo "$0: $bin/$program: not found or not executable: build it first, or leave out --bin-dir" >&2
+        exit 1
+    fi
+done
 
 mkdir -p "$out/man/man1" "$out/completions/bash" "$out/completions/zsh" "$out/completions/fish"
 
