@@ -30,7 +30,6 @@ pub mod web;
 pub use error::{Error, Result};
 
 use airlock_format::Exit;
-use airlock_format::output::Output;
 use cli::{Cli, Command};
 use std::ffi::OsString;
 
@@ -40,7 +39,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let out = Output::new("airlock-applier", cli.quiet, cli.verbose);
+    let out = cli.verbosity.output("airlock-applier");
     let result = match &cli.command {
         Command::Init(a) => init::run(cli.profile.as_deref(), a, &out),
         Command::Verify(a) => verify::run(cli.profile.as_deref(), a, &out),

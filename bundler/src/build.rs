@@ -45,6 +45,22 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
         });
     }
     let expires = time::parse_deadline(&a.expires, &created)?;
+    if expires <= created {
+        return Err(Error::Usage {
+            message: format!(
+                "--expires {} is not after the creation time {}",
+                time::format(&expires),
+                time::format(&created)
+            ),
+            hint: "give a duration (--expires 14d) or a later time".into(),
+        });
+    }
+    if expires <= time::now() {
+        out.warn(format!(
+            "this bundle expired at {}, before it was built: every applier will refuse it (a duration such as --expires 14d counts from --created)",
+            time::format(&expires)
+        ));
+    }
 
     let known: BTreeSet<&str> = feed.entries.iter().map(|e| e.id.as_str()).collect();
     for id in a.include.iter().chain(&a.exclude) {

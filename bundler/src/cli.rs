@@ -9,18 +9,8 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "airlock-bundler", version, max_term_width = 100)]
 pub struct Cli {
-    /// Print only errors.
-    #[arg(
-        short,
-        long,
-        global = true,
-        conflicts_with = "verbose",
-        help_heading = "Global options"
-    )]
-    pub quiet: bool,
-    /// Print more detail.
-    #[arg(short, long, global = true, help_heading = "Global options")]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub verbosity: airlock_format::output::Verbosity,
     #[command(subcommand)]
     pub command: Command,
 }

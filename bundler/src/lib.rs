@@ -26,7 +26,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let out = airlock_format::output::Output::new("airlock-bundler", cli.quiet, cli.verbose);
+    let out = cli.verbosity.output("airlock-bundler");
     let result = match cli.command {
         Command::Keygen(a) => keygen::run(&a, &out),
         Command::Feed(FeedCommand::Publish(a)) => publish::run(&a, &out),

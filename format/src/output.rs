@@ -217,6 +217,31 @@ fn find_page(cmd: &clap::Command, name: &str) -> Option<clap::Command> {
         })
 }
 
+/// The `-q` / `-v` options every airlock program takes (flattened into its clap
+/// definition, shown under "Global options").
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Verbosity {
+    /// Print only errors (and JSON when asked for).
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub verbose: bool,
+}
+
+impl Verbosity {
+    /// The [`Output`] of `program` at this verbosity.
+    pub fn output(&self, program: &'static str) -> Output {
+        Output::new(program, self.quiet, self.verbose)
+    }
+}
+
 /// Where and how much to print, for one program.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {

@@ -8,18 +8,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "airlock-ledger", version, max_term_width = 100)]
 pub struct Cli {
-    /// Print only errors (and JSON when asked for).
-    #[arg(
-        short,
-        long,
-        global = true,
-        conflicts_with = "verbose",
-        help_heading = "Global options"
-    )]
-    pub quiet: bool,
-    /// Print more detail.
-    #[arg(short, long, global = true, help_heading = "Global options")]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub verbosity: airlock_format::output::Verbosity,
     /// The ledger database (default: ledger.db in the profile's state_dir).
     #[arg(
         long,

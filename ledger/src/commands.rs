@@ -25,7 +25,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Exit {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let out = Output::new("airlock-ledger", cli.quiet, cli.verbose);
+    let out = cli.verbosity.output("airlock-ledger");
     let json = matches!(&cli.command, Command::Verify(a) if a.json);
     let result = run(&cli, &out);
     if let (Err(e), true) = (&result, json) {

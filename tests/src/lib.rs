@@ -100,6 +100,20 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// The subcommands a clap `--help` text lists under "Commands:" (without `help`).
+pub fn listed_subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        // "  name  about", not an about's continuation line (indented further)
+        .filter(|l| l.starts_with("  ") && !l[2..].starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| *s != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Whether an external tool is on PATH. Under `CI=true` a missing tool is a failure;
 /// on a developer machine the test prints that it skipped.
 pub fn require_tool(tool: &str, test: &str) -> bool {
@@ -171,6 +185,16 @@ impl Fixture {
     /// A key file (`vendor.pub`, `release.key`, ...).
     pub fn key(&self, name: &str) -> PathBuf {
         self.path("keys").join(name)
+    }
+
+    /// Changes document `id` in the feed directory from revision `from` to `to`
+    /// (not yet published).
+    pub fn set_revision(&self, id: &str, from: u64, to: u64) {
+        let doc = self.feed().join(format!("mitigations/{id}.xml"));
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let (old, new) = (format!("revision=\"{from}\""), format!("revision=\"{to}\""));
+        assert!(text.contains(&old), "{} has no {old}", doc.display());
+        std::fs::write(&doc, text.replacen(&old, &new, 1)).unwrap();
     }
 
     /// `feed publish` with extra args; must succeed.

@@ -5,7 +5,7 @@
 //! an unknown kind is a usage error, and `--help` never shows the hidden option.
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
-use airlock_tests::{Run, bin, run};
+use airlock_tests::{Run, bin, listed_subcommands, run};
 use std::path::Path;
 use std::process::Command;
 
@@ -21,17 +21,7 @@ fn airlock(program: &str, args: &[&str]) -> Run {
 /// ones this test knows, so that a new subcommand is covered without editing here.
 fn subcommands(program: &str) -> Vec<String> {
     let help = airlock(program, &["--help"]).expect(0).stdout;
-    let subs: Vec<String> = help
-        .lines()
-        .skip_while(|l| l.trim() != "Commands:")
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        // "  name  about", not an about's continuation line (indented further)
-        .filter(|l| l.starts_with("  ") && !l[2..].starts_with(' '))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|s| *s != "help")
-        .map(str::to_owned)
-        .collect();
+    let subs = listed_subcommands(&help);
     let known: &[&str] = match program {
         "airlock-bundler" => &["keygen", "feed", "fetch", "build", "inspect", "verify"],
         "airlock-applier" => &[

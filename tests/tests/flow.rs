@@ -68,12 +68,7 @@ fn second_fetch_reports_unchanged_updated_and_retired() {
     );
 
     // The vendor ships revision 4 of one document and retires another.
-    let doc = f.feed().join("mitigations/AM-2021-0003.xml");
-    let text =
-        std::fs::read_to_string(&doc)
-            .unwrap()
-            .replacen("revision=\"3\"", "revision=\"4\"", 1);
-    std::fs::write(&doc, text).unwrap();
+    f.set_revision("AM-2021-0003", 3, 4);
     std::fs::remove_file(f.feed().join("mitigations/AM-2024-0001.xml")).unwrap();
     f.publish(&["--retire", "AM-2020-0007", "--retire", "AM-2024-0001"]);
     let r = bundler([
@@ -224,17 +219,55 @@ fn include_exclude_expires_and_attachments() {
 
     // An already expired bundle verifies cryptographically but is refused by policy.
     let old = f.path("old.airlock");
-    f.build(
-        &old,
-        &["--created", "2020-01-01T00:00:00Z", "--expires", "1d"],
-    )
-    .expect(0);
+    let built = f
+        .build(
+            &old,
+            &["--created", "2020-01-01T00:00:00Z", "--expires", "1d"],
+        )
+        .expect(0);
+    assert!(
+        built.stderr.contains(
+            "warning: this bundle expired at 2020-01-02T00:00:00Z, before it was built: every applier will refuse it"
+        ),
+        "{}",
+        built.stderr
+    );
     let r = f.verify(&old).expect(4);
     assert!(
         r.stderr.contains("expired at 2020-01-02T00:00:00Z"),
         "{}",
         r.stderr
     );
+
+    // An expiry not after the creation time is a usage error; nothing is written.
+    let never = f.path("never.airlock");
+    let r = f
+        .build(
+            &never,
+            &[
+                "--created",
+                "2030-01-01T00:00:00Z",
+                "--expires",
+                "2029-12-31T00:00:00Z",
+            ],
+        )
+        .expect(2);
+    assert!(
+        r.stderr.contains("is not after the creation time"),
+        "{}",
+        r.stderr
+    );
+    assert!(!never.exists());
+    // A fraction of a second would end up in the manifest but not in its signed
+    // comment: refused before anything is written.
+    for extra in [
+        ["--created", "2030-01-01T00:00:00.5Z"],
+        ["--expires", "2030-01-01T00:00:00.5Z"],
+    ] {
+        let r = f.build(&never, &extra).expect(1);
+        assert!(r.stderr.contains("whole seconds"), "{}", r.stderr);
+        assert!(!never.exists());
+    }
 }
 
 #[test]

@@ -420,12 +420,7 @@ fn bundler_outputs() {
     assert_eq!(first["http"], Value::Null);
     assert_eq!(first["new"].as_array().unwrap().len(), 8);
     // A new revision of one document, another dropped without being retired.
-    let doc = f.feed().join("mitigations/AM-2021-0003.xml");
-    let text =
-        std::fs::read_to_string(&doc)
-            .unwrap()
-            .replacen("revision=\"3\"", "revision=\"4\"", 1);
-    std::fs::write(&doc, text).unwrap();
+    f.set_revision("AM-2021-0003", 3, 4);
     std::fs::remove_file(f.feed().join("mitigations/AM-2021-0001.xml")).unwrap();
     f.publish(&["--retire", "AM-2020-0007"]);
     let second = checked(

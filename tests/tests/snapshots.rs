@@ -25,7 +25,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use airlock_format::keys::PublicKey;
-use airlock_tests::{Fixture, Host, Run, bin, copy_dir, copy_tree, root, run};
+use airlock_tests::{Fixture, Host, Run, bin, copy_dir, copy_tree, listed_subcommands, root, run};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -296,12 +296,17 @@ fn publish(f: &Fixture, feed: &Path) -> Cmd {
 
 /// `fetch FEED --vendor-key VENDOR.pub --cache CACHE`.
 fn fetch(f: &Fixture, feed: &Path, cache: &Path) -> Cmd {
+    fetch_with_key(f, feed, "vendor.pub", cache)
+}
+
+/// `fetch FEED --vendor-key KEY --cache CACHE`, KEY one of the fixture's keys.
+fn fetch_with_key(f: &Fixture, feed: &Path, key: &str, cache: &Path) -> Cmd {
     cmd!(
         "airlock-bundler",
         "fetch",
         p(feed),
         "--vendor-key",
-        p(f.key("vendor.pub")),
+        p(f.key(key)),
         "--cache",
         p(cache)
     )
@@ -412,18 +417,9 @@ fn commands(program: &'static str, words: &[String]) -> Vec<Vec<String>> {
     args.push("--help".into());
     let help = Cmd { program, args }.ok().stdout;
     let mut out = Vec::new();
-    let names = help
-        .lines()
-        .skip_while(|l| l.trim() != "Commands:")
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        // "  name  about", not an about's continuation line (indented further)
-        .filter(|l| l.starts_with("  ") && !l[2..].starts_with(' '))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|s| *s != "help");
-    for name in names {
+    for name in listed_subcommands(&help) {
         let mut sub = words.to_vec();
-        sub.push(name.to_owned());
+        sub.push(name);
         let nested = commands(program, &sub);
         out.push(sub);
         out.extend(nested);
@@ -600,27 +596,11 @@ fn bundler_errors() {
 
     scrub.snap(
         "error_bundler_fetch_missing_vendor_key",
-        &cmd!(
-            "airlock-bundler",
-            "fetch",
-            p(f.feed()),
-            "--vendor-key",
-            p(f.key("missing.pub")),
-            "--cache",
-            p(&cache2)
-        ),
+        &fetch_with_key(&f, &f.feed(), "missing.pub", &cache2),
     );
     scrub.snap(
         "error_bundler_fetch_wrong_vendor_key",
-        &cmd!(
-            "airlock-bundler",
-            "fetch",
-            p(f.feed()),
-            "--vendor-key",
-            p(f.key("release.pub")),
-            "--cache",
-            p(&cache2)
-        ),
+        &fetch_with_key(&f, &f.feed(), "release.pub", &cache2),
     );
 
     // A document changed after the vendor signed it.
