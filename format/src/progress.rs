@@ -31,7 +31,7 @@ impl Progress {
     /// [`terminal`].
     pub fn new(enabled: bool, len: u64, what: &'static str) -> Progress {
         let bar = (enabled && terminal()).then(|| {
-            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden())
@@ -74,21 +74,6 @@ impl Progress {
             bar.set_length(len as u64);
         }
     }
-
-    /// Sets the text after the counter (e.g. the item being worked on).
-    pub fn message(&self, msg: impl Into<std::borrow::Cow<'static, str>>) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(msg);
-        }
-    }
-
-    /// Runs `f` (which prints) with the bar taken off the screen meanwhile.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.bar {
-            Some(bar) => bar.suspend(f),
-            None => f(),
-        }
-    }
 }
 
 impl Drop for Progress {
@@ -108,8 +93,8 @@ mod tests {
         let p = Progress::new(false, 10, "x");
         assert!(p.bar.is_none());
         p.inc();
-        p.message("m");
-        assert_eq!(p.suspend(|| 7), 7);
+        p.set_len(20);
+        assert!(p.bar.is_none());
     }
 
     #[test]
