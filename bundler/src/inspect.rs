@@ -87,8 +87,13 @@ pub fn run_verify(a: &VerifyArgs, out: &Output) -> Result<()> {
             "attachments": m.attachments.iter().map(|x| json!({"name": x.name, "size": x.size, "sha256": x.sha256})).collect::<Vec<_>>(),
         }));
     } else {
+        // An expired bundle's signatures are good, but it must not read as usable.
+        let (verdict, but) = match expired {
+            Some(_) => ("EXPIRED", ", but it has expired: do not carry it"),
+            None => ("verified", ""),
+        };
         out.line(format!(
-            "verified {}: bundle {} (channel {}, seq {}) signed by release key {}; {} mitigations with valid vendor signatures, {} attachment{}, every size and SHA-256 matches",
+            "{verdict} {}: bundle {} (channel {}, seq {}) signed by release key {}; {} mitigations with valid vendor signatures, {} attachment{}, every size and SHA-256 matches{but}",
             a.file.display(),
             m.id,
             m.channel,
