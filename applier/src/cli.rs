@@ -27,26 +27,34 @@ pub struct Cli {
 pub enum Command {
     /// Prepare this host: state_dir (0700), the host key pair (host.key 0600,
     /// host.pub) and the ledger (ledger.db). Safe to run again.
+    #[command(after_long_help = INIT_EXAMPLES)]
     Init(InitArgs),
     /// Check a bundle completely (release and vendor signatures, every size and
     /// SHA-256, channel, expiry) and record the outcome in the ledger.
+    #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Show what applying a bundle would do, per mitigation and why, with the
     /// diff of every file; changes nothing on the host.
+    #[command(after_long_help = PLAN_EXAMPLES)]
     Plan(PlanArgs),
     /// Apply a bundle: all-or-nothing, every file written atomically, every step
     /// in the ledger, ending with a checkpoint.
+    #[command(after_long_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Sign a plan file as an approver (change-control sign-off for `apply --approval`).
+    #[command(after_long_help = APPROVE_EXAMPLES)]
     Approve(ApproveArgs),
     /// Show the applied mitigations and any drift of the files and units airlock
     /// manages.
+    #[command(after_long_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
     /// Take mitigations off this host, restoring every pre-image.
+    #[command(after_long_help = ROLLBACK_EXAMPLES)]
     Rollback(RollbackArgs),
     /// Take the newest valid bundle in a directory (a USB mount, a share) and
     /// apply it, for a systemd timer: files judged before are passed over, so an
     /// inbox with nothing new changes and records nothing.
+    #[command(after_long_help = SYNC_EXAMPLES)]
     Sync(SyncArgs),
 }
 
@@ -173,4 +181,61 @@ pub struct SyncArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+// Examples shown at the end of `--help` and as the EXAMPLES section of the man
+// pages; every line that starts with the program name is parsed by the tests.
+
+const INIT_EXAMPLES: &str = "Examples:
+  airlock-applier init
+  airlock-applier --profile /etc/airlock/lab.toml init";
+
+const VERIFY_EXAMPLES: &str = "Examples:
+  airlock-applier verify /media/usb/2026-11-28.airlock";
+
+const PLAN_EXAMPLES: &str = "Examples:
+  airlock-applier plan /media/usb/2026-11-28.airlock
+  # a plan file for the approvers (airlock-applier approve)
+  airlock-applier plan /media/usb/2026-11-28.airlock --out chg-4711.plan.json";
+
+const APPLY_EXAMPLES: &str = "Examples:
+  # shows the plan, then asks
+  airlock-applier apply /media/usb/2026-11-28.airlock
+  # unattended, with the approvals the change board signed
+  airlock-applier apply /media/usb/2026-11-28.airlock --yes \\
+      --approval alice.approval --approval bob.approval";
+
+const APPROVE_EXAMPLES: &str = "Examples:
+  airlock-applier approve chg-4711.plan.json --key ~/approver.key --ticket CHG-4711";
+
+const STATUS_EXAMPLES: &str = "Examples:
+  # DRIFT lines name what was changed outside airlock
+  airlock-applier status
+  airlock-applier status --json";
+
+const ROLLBACK_EXAMPLES: &str = "Examples:
+  # held: later bundles skip it until a newer revision arrives
+  airlock-applier rollback AM-2022-0002
+  airlock-applier rollback --all";
+
+const SYNC_EXAMPLES: &str = "Examples:
+  # what airlock-sync.service runs
+  airlock-applier sync --inbox /var/lib/airlock/inbox
+  airlock-applier sync --inbox /media/airlock --json";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_example_in_the_help_parses() {
+        let examples = airlock_format::output::example_invocations(&Cli::command());
+        assert!(examples.len() >= 5, "{examples:?}");
+        for words in examples {
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("the example {words:?} does not parse:\n{e}");
+            }
+        }
+    }
 }

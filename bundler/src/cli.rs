@@ -19,17 +19,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate a minisign key pair: DIR/ROLE.pub and DIR/ROLE.key (mode 0600).
+    #[command(after_long_help = KEYGEN_EXAMPLES)]
     Keygen(KeygenArgs),
     /// Vendor side: publish a feed directory.
     #[command(subcommand)]
     Feed(FeedCommand),
     /// Fetch a vendor feed into a local verified cache.
+    #[command(after_long_help = FETCH_EXAMPLES)]
     Fetch(FetchArgs),
     /// Build a signed bundle from the verified cache.
+    #[command(after_long_help = BUILD_EXAMPLES)]
     Build(BuildArgs),
     /// Show what a bundle claims to contain, without checking signatures.
+    #[command(after_long_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
     /// Check a bundle completely: release signature, every size and hash, every vendor signature.
+    #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
 }
 
@@ -77,6 +82,7 @@ pub struct KeygenArgs {
 #[derive(Debug, Subcommand)]
 pub enum FeedCommand {
     /// Validate DIR/mitigations/*.xml, sign each, and write DIR/feed.xml and its signature.
+    #[command(after_long_help = FEED_EXAMPLES)]
     Publish(PublishArgs),
 }
 
@@ -222,4 +228,56 @@ pub struct VerifyArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+// Examples shown at the end of `--help` and as the EXAMPLES section of the man
+// pages; every line that starts with the program name is parsed by the tests.
+
+const KEYGEN_EXAMPLES: &str = "Examples:
+  # asks for the password twice; prints the key id for your register
+  airlock-bundler keygen --role release --out ~/airlock-keys";
+
+const FEED_EXAMPLES: &str = "Examples:
+  airlock-bundler feed publish ./feed --key vendor.key --expires 7d
+  airlock-bundler feed publish ./feed --key vendor.key --retire AM-2020-0007";
+
+const FETCH_EXAMPLES: &str = "Examples:
+  airlock-bundler fetch https://psirt.example/airlock/ --vendor-key vendor.pub --cache ~/cache
+  # from a directory (a vendor DVD), or through a proxy
+  airlock-bundler fetch /media/dvd/feed --vendor-key vendor.pub --cache ~/cache
+  HTTPS_PROXY=http://proxy:3128 airlock-bundler fetch https://psirt.example/airlock/ \\
+      --vendor-key vendor.pub --cache ~/cache";
+
+const BUILD_EXAMPLES: &str = "Examples:
+  airlock-bundler build --cache ~/cache --key ~/airlock-keys/release.key \\
+      --channel prod --detached-sig --out /media/usb/2026-11-28.airlock
+  # leave one mitigation out
+  airlock-bundler build --cache ~/cache --key ~/airlock-keys/release.key \\
+      --channel prod --exclude AM-2022-0002 --out /media/usb/2026-11-28.airlock";
+
+const INSPECT_EXAMPLES: &str = "Examples:
+  # what the bundle claims, UNVERIFIED: use verify before trusting any of it
+  airlock-bundler inspect /media/usb/2026-11-28.airlock";
+
+const VERIFY_EXAMPLES: &str = "Examples:
+  airlock-bundler verify /media/usb/2026-11-28.airlock \\
+      --release-key release.pub --vendor-key vendor.pub
+  # the same file with stock minisign (a bundle built with --detached-sig)
+  minisign -Vm /media/usb/2026-11-28.airlock -p release.pub";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_example_in_the_help_parses() {
+        let examples = airlock_format::output::example_invocations(&Cli::command());
+        assert!(examples.len() >= 5, "{examples:?}");
+        for words in examples {
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("the example {words:?} does not parse:\n{e}");
+            }
+        }
+    }
 }

@@ -197,11 +197,66 @@ fn render_man(cmd: clap::Command, page: &[String], w: &mut Vec<u8>) -> Result<()
         program: cmd.get_name().to_owned(),
         page: page.join(" "),
     })?;
+    // The examples at the end of `--help` become an EXAMPLES section, kept as
+    // written (clap_mangen would fill them into one paragraph under "EXTRA").
+    let examples = found.get_after_long_help().map(|e| e.to_string());
+    let found = found.after_long_help(None::<&'static str>);
     clap_mangen::Man::new(found)
         .source(source)
         .render(w)
         .expect("writing to a Vec cannot fail");
+    if let Some(examples) = examples {
+        w.extend_from_slice(b".SH EXAMPLES\n.nf\n");
+        for line in examples.lines().filter(|l| l.trim_end() != "Examples:") {
+            w.extend_from_slice(roff_line(line.trim_start()).as_bytes());
+            w.push(b'\n');
+        }
+        w.extend_from_slice(b".fi\n");
+    }
     Ok(())
+}
+
+/// The example command lines in the `--help` of `cmd`'s subcommands (at any
+/// depth), each as the words a shell would pass: continuation lines (`\`) are
+/// joined, and a leading `VAR=value`, a trailing `# comment` and a `> FILE`
+/// redirection are left out. The tests of each
+/// program parse every one, so the examples cannot drift from the options.
+pub fn example_invocations(cmd: &clap::Command) -> Vec<Vec<String>> {
+    let program = cmd.get_name().to_owned();
+    let mut out = Vec::new();
+    let mut stack: Vec<&clap::Command> = cmd.get_subcommands().collect();
+    while let Some(sub) = stack.pop() {
+        stack.extend(sub.get_subcommands());
+        let Some(examples) = sub.get_after_long_help() else {
+            continue;
+        };
+        // A line ending in `\` continues on the next, as in a shell.
+        let joined = examples.to_string().replace("\\\n", " ");
+        for line in joined.lines() {
+            let line = line.split(" #").next().unwrap_or_default();
+            let line = line.split(" > ").next().unwrap_or_default();
+            let words: Vec<String> = line
+                .split_whitespace()
+                .skip_while(|w| w.contains('=') && !w.starts_with('-'))
+                .map(str::to_owned)
+                .collect();
+            if words.first() == Some(&program) {
+                out.push(words);
+            }
+        }
+    }
+    out
+}
+
+/// `line` as literal roff text: backslashes and hyphens escaped, and a leading
+/// `.` or `'` kept from being read as a request.
+fn roff_line(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 /// The visible subcommand of `cmd` (at any depth) whose page is called `name`.
@@ -396,6 +451,51 @@ mod tests {
         assert!(page.contains("demo\\-one(1)"), "{page}");
         assert!(page.contains("demo\\-group(1)"), "{page}");
         assert!(!page.contains("demo\\-help(1)"), "{page}");
+    }
+
+    #[test]
+    fn examples_become_a_literal_examples_section() {
+        #[derive(Debug, Parser)]
+        #[command(name = "prog")]
+        struct Cli {
+            #[command(subcommand)]
+            command: Sub,
+        }
+        #[derive(Debug, Subcommand)]
+        enum Sub {
+            /// Does it.
+            #[command(
+                after_long_help = "Examples:\n  prog run --fast x  # a -> b\n  .hidden \\ 'q'"
+            )]
+            Run {
+                #[arg(long)]
+                fast: bool,
+                x: String,
+            },
+        }
+        let mut page = Vec::new();
+        render_man(Cli::command(), &["prog-run".into()], &mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(
+            page.ends_with(
+                ".SH EXAMPLES\n.nf\nprog run \\-\\-fast x  # a \\-> b\n\\&.hidden \\e 'q'\n.fi\n"
+            ),
+            "{page}"
+        );
+        assert!(!page.contains("EXTRA"), "{page}");
+    }
+
+    #[test]
+    fn example_invocations_are_the_words_a_shell_would_pass() {
+        let cmd = clap::Command::new("prog").subcommand(
+            clap::Command::new("run").after_long_help(
+                "Examples:\n  # a comment line\n  prog run a \\\n      --fast  # why\n  X=1 prog run b > out.txt\n  other prog run c",
+            ),
+        );
+        assert_eq!(
+            example_invocations(&cmd),
+            [vec!["prog", "run", "a", "--fast"], vec!["prog", "run", "b"]]
+        );
     }
 
     #[test]

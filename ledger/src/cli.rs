@@ -34,18 +34,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Walk the whole chain; report the first bad entry and why (exit 3 on any break).
+    #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// List entries, oldest first, filtered.
+    #[command(after_long_help = LOG_EXAMPLES)]
     Log(LogArgs),
     /// Show one entry in full.
+    #[command(after_long_help = SHOW_EXAMPLES)]
     Show(ShowArgs),
     /// Write the ledger as JSON Lines (entries plus the latest checkpoint) for auditors.
+    #[command(after_long_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
     /// Sign the current head with the host key and record it as a checkpoint entry.
+    #[command(after_long_help = CHECKPOINT_EXAMPLES)]
     Checkpoint(CheckpointArgs),
     /// Write one self-contained HTML page for auditors: chain status, activity,
     /// runs, each mitigation's history, refusals (exit 3 if the chain is broken;
     /// the page is written anyway).
+    #[command(after_long_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
 }
 
@@ -166,4 +172,50 @@ pub struct ReportArgs {
 fn entry_number(s: &str) -> Result<u64, String> {
     s.parse::<u64>()
         .map_err(|_| "an entry number is 1, 2, 3…; airlock-ledger log lists them".into())
+}
+
+// Examples shown at the end of `--help` and as the EXAMPLES section of the man
+// pages; every line that starts with the program name is parsed by the tests.
+
+const VERIFY_EXAMPLES: &str = "Examples:
+  # this host's ledger, checkpoints checked with host.pub beside it
+  airlock-ledger verify
+  # an auditor's copy, against the checkpoint they hold
+  airlock-ledger verify --export lab01.jsonl --checkpoint lab01.cp --key lab01-host.pub";
+
+const LOG_EXAMPLES: &str = "Examples:
+  airlock-ledger log --since 7d
+  airlock-ledger log --mitigation AM-2022-0002
+  airlock-ledger log --kind bundle.rejected --format csv > refusals.csv";
+
+const SHOW_EXAMPLES: &str = "Examples:
+  airlock-ledger show 42
+  airlock-ledger show 42 --json";
+
+const EXPORT_EXAMPLES: &str = "Examples:
+  airlock-ledger export --out /media/usb/lab01-2026-11-28.jsonl";
+
+const CHECKPOINT_EXAMPLES: &str = "Examples:
+  # writes lab01.cp and lab01.cp.minisig (minisign -Vm lab01.cp -p host.pub)
+  airlock-ledger checkpoint --out /media/usb/lab01.cp";
+
+const REPORT_EXAMPLES: &str = "Examples:
+  airlock-ledger report --html /media/usb/lab01-report.html
+  airlock-ledger report --html lab01.html --checkpoint lab01.cp --key lab01-host.pub";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_example_in_the_help_parses() {
+        let examples = airlock_format::output::example_invocations(&Cli::command());
+        assert!(examples.len() >= 5, "{examples:?}");
+        for words in examples {
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("the example {words:?} does not parse:\n{e}");
+            }
+        }
+    }
 }
