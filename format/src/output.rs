@@ -248,6 +248,19 @@ pub fn example_invocations(cmd: &clap::Command) -> Vec<Vec<String>> {
     out
 }
 
+/// Parses every line of [`example_invocations`] with `C` itself: the number of
+/// examples, or the first that does not parse with clap's message (for the
+/// programs' tests).
+pub fn check_examples<C: clap::Parser>() -> Result<usize, String> {
+    let examples = example_invocations(&C::command());
+    for words in &examples {
+        if let Err(e) = C::try_parse_from(words) {
+            return Err(format!("the example {words:?} does not parse:\n{e}"));
+        }
+    }
+    Ok(examples.len())
+}
+
 /// `line` as literal roff text: backslashes and hyphens escaped, and a leading
 /// `.` or `'` kept from being read as a request.
 fn roff_line(line: &str) -> String {

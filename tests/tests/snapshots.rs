@@ -314,6 +314,12 @@ fn fetch_with_key(f: &Fixture, feed: &Path, key: &str, cache: &Path) -> Cmd {
 
 /// `build --created CREATED --expires EXPIRES --out DIR/NAME [--channel prod] EXTRA`.
 fn build(f: &Fixture, name: &str, extra: &[&str]) -> Cmd {
+    build_at(f, name, CREATED, EXPIRES, extra)
+}
+
+/// `build --created CREATED --expires EXPIRES --out DIR/NAME [--channel prod] EXTRA`
+/// with the given times.
+fn build_at(f: &Fixture, name: &str, created: &str, expires: &str, extra: &[&str]) -> Cmd {
     let mut c = cmd!(
         "airlock-bundler",
         "build",
@@ -322,9 +328,9 @@ fn build(f: &Fixture, name: &str, extra: &[&str]) -> Cmd {
         "--key",
         p(f.key("release.key")),
         "--created",
-        CREATED,
+        created,
         "--expires",
-        EXPIRES,
+        expires,
         "--out",
         p(f.path(name))
     );
@@ -349,25 +355,8 @@ fn verify(f: &Fixture, bundle: &Path) -> Cmd {
 
 /// A bundle that expired in 2020, a day after it was built (the next seq).
 fn expired_bundle(f: &Fixture) -> PathBuf {
-    let out = f.path("old.airlock");
-    cmd!(
-        "airlock-bundler",
-        "build",
-        "--cache",
-        p(f.cache()),
-        "--key",
-        p(f.key("release.key")),
-        "--channel",
-        "prod",
-        "--created",
-        "2020-01-01T00:00:00Z",
-        "--expires",
-        "1d",
-        "--out",
-        p(&out)
-    )
-    .ok();
-    out
+    build_at(f, "old.airlock", "2020-01-01T00:00:00Z", "1d", &[]).ok();
+    f.path("old.airlock")
 }
 
 /// A bundle for the lab host: the pinned sample bundle without AM-2024-0001
