@@ -23,17 +23,15 @@ use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+/// The bundle at `file`, verified and accepted by this host's policy (recorded).
+fn accept(s: &mut Session, file: &Path, allow_downgrade: bool) -> Result<crate::verify::Accepted> {
+    crate::verify::accept(&s.profile, &mut s.ledger, &s.actor, file, allow_downgrade)
+}
+
 /// Runs `plan FILE [--out PLAN.json]`.
 pub fn run_plan(profile: Option<&Path>, a: &PlanArgs, out: &Output) -> Result<()> {
     let mut s = Session::open(profile, "plan", out)?;
-    let accepted = crate::verify::accept(
-        &s.profile,
-        &mut s.ledger,
-        &s.actor,
-        &a.file,
-        a.allow_downgrade,
-    )?;
-    let bundle = accepted.bundle;
+    let bundle = accept(&mut s, &a.file, a.allow_downgrade)?.bundle;
     let plan = refusing(&mut s, "plan.refused", &bundle, |s| {
         make(s, &bundle, &a.file)
     })?;
@@ -91,13 +89,7 @@ pub fn run_apply(profile: Option<&Path>, a: &ApplyArgs, out: &Output) -> Result<
 /// `apply` inside an open session. Of `offered` (the approval files of a `sync`
 /// inbox), those that name this plan are used besides `a.approval`.
 pub fn apply_in(s: &mut Session, a: &ApplyArgs, offered: &[PathBuf], out: &Output) -> Result<()> {
-    let accepted = crate::verify::accept(
-        &s.profile,
-        &mut s.ledger,
-        &s.actor,
-        &a.file,
-        a.allow_downgrade,
-    )?;
+    let accepted = accept(s, &a.file, a.allow_downgrade)?;
     let bundle = accepted.bundle;
     let downgrade_from = accepted.downgrade_from;
     let (plan, approvals) = refusing(s, "apply.refused", &bundle, |s| {

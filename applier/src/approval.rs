@@ -7,7 +7,7 @@
 
 use crate::cli::ApproveArgs;
 use crate::error::{Error, Result};
-use airlock_format::keys::{KeyId, PasswordSource, PublicKey, SecretKey, Signature};
+use airlock_format::keys::{KeyId, PublicKey, SecretKey, Signature};
 use airlock_format::output::Output;
 use airlock_format::profile::Profile;
 use airlock_format::{fsutil, limits};
@@ -82,12 +82,7 @@ pub fn run(a: &ApproveArgs, out: &Output) -> Result<()> {
     }
     let host = plan["host"].as_str().unwrap_or_default();
     let bundle = plan["bundle"]["id"].as_str().unwrap_or("-");
-    let key = SecretKey::from_file(
-        &a.key,
-        &PasswordSource {
-            file: a.password_file.clone(),
-        },
-    )?;
+    let key = SecretKey::from_file(&a.key, &a.password)?;
     let path = a.out.clone().unwrap_or_else(|| {
         let mut p = a.plan.clone().into_os_string();
         p.push(format!(".{}.approval", key.id()));

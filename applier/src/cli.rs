@@ -110,9 +110,8 @@ pub struct ApproveArgs {
     /// Where to write the approval (default PLAN.json.KEYID.approval).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Read the secret key's password from the first line of FILE (else AIRLOCK_PASSWORD, else a prompt).
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: airlock_format::keys::PasswordSource,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -7,7 +7,7 @@ use crate::cli::BuildArgs;
 use airlock_format::archive::{
     AttachmentInput, BundleInput, DocumentInput, WriteOptions, write_bundle_gated,
 };
-use airlock_format::keys::{PasswordSource, SecretKey, Signature};
+use airlock_format::keys::{SecretKey, Signature};
 use airlock_format::output::Output;
 use airlock_format::{Error, Result, time};
 use serde_json::json;
@@ -138,12 +138,7 @@ pub fn run(a: &BuildArgs, out: &Output) -> Result<()> {
         retired: feed.retired.clone(),
         attachments,
     };
-    let key = SecretKey::from_file(
-        &a.key,
-        &PasswordSource {
-            file: a.password.password_file.clone(),
-        },
-    )?;
+    let key = SecretKey::from_file(&a.key, &a.password)?;
     let opts = WriteOptions {
         detached_signature: a.detached_sig,
         ..WriteOptions::default()

@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive only; no logic here).
 
+use airlock_format::keys::PasswordSource;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,14 +52,6 @@ pub enum Role {
     Host,
 }
 
-/// Where a secret key's password comes from.
-#[derive(Debug, Args)]
-pub struct PasswordArgs {
-    /// Read the secret key's password from the first line of FILE (else AIRLOCK_PASSWORD, else a prompt).
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
-}
-
 /// `keygen`.
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
@@ -72,7 +65,7 @@ pub struct KeygenArgs {
     #[arg(long)]
     pub no_password: bool,
     #[command(flatten)]
-    pub password: PasswordArgs,
+    pub password: PasswordSource,
     /// Print the result as JSON (the key id and both paths; never the secret key).
     #[arg(long)]
     pub json: bool,
@@ -107,7 +100,7 @@ pub struct PublishArgs {
     #[arg(long, value_name = "RFC3339")]
     pub generated: Option<String>,
     #[command(flatten)]
-    pub password: PasswordArgs,
+    pub password: PasswordSource,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -201,7 +194,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub password: PasswordArgs,
+    pub password: PasswordSource,
 }
 
 /// `inspect`.

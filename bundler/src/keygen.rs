@@ -2,7 +2,7 @@
 //! mode 0600 and never overwrites an existing file; it is never printed.
 
 use crate::cli::{KeygenArgs, Role};
-use airlock_format::keys::{self, PasswordSource};
+use airlock_format::keys;
 use airlock_format::output::Output;
 use airlock_format::{Error, Result, fsutil};
 
@@ -38,9 +38,7 @@ pub fn run(a: &KeygenArgs, out: &Output) -> Result<()> {
     let password = if a.no_password {
         None
     } else {
-        let src = PasswordSource {
-            file: a.password.password_file.clone(),
-        };
+        let src = &a.password;
         let pw = src.get("Password for the new secret key: ")?;
         if src.file.is_none() && std::env::var_os("AIRLOCK_PASSWORD").is_none() {
             let again = src.get("Password again: ")?;

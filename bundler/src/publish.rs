@@ -5,7 +5,7 @@
 
 use crate::cli::PublishArgs;
 use airlock_format::feed::{Feed, FeedEntry};
-use airlock_format::keys::{PasswordSource, SecretKey};
+use airlock_format::keys::SecretKey;
 use airlock_format::mitigation::{Mitigation, is_valid_id};
 use airlock_format::output::Output;
 use airlock_format::time::{self, parse_deadline};
@@ -28,12 +28,7 @@ pub fn run(a: &PublishArgs, out: &Output) -> Result<()> {
             "--expires must be after the generation time".into(),
         ));
     }
-    let key = SecretKey::from_file(
-        &a.key,
-        &PasswordSource {
-            file: a.password.password_file.clone(),
-        },
-    )?;
+    let key = SecretKey::from_file(&a.key, &a.password)?;
     let previous = read_previous(&a.dir);
 
     let mdir = a.dir.join("mitigations");

@@ -231,10 +231,13 @@ impl Signature {
     }
 }
 
-/// Where a secret key's password comes from.
-#[derive(Debug, Clone, Default)]
+/// Where a secret key's password comes from; also the `--password-file` option
+/// of every command that opens a secret key (flattened into its clap definition).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct PasswordSource {
-    /// `--password-file`: the first line of this file.
+    /// Read the secret key's password from the first line of FILE (else
+    /// AIRLOCK_PASSWORD, else a prompt; an unencrypted key needs none).
+    #[arg(long = "password-file", id = "password_file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 }
 

@@ -145,10 +145,8 @@ pub struct CheckpointArgs {
     /// The host's secret key (default: host.key beside the database).
     #[arg(long, value_name = "FILE")]
     pub host_key: Option<PathBuf>,
-    /// Read the host key's password from the first line of FILE (else
-    /// AIRLOCK_PASSWORD, else a prompt; unencrypted host keys need none).
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: airlock_format::keys::PasswordSource,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -12,7 +12,7 @@ use crate::render;
 use crate::store::{Ledger, Query};
 use crate::verify::{Report, VerifyOptions};
 use airlock_format::Exit;
-use airlock_format::keys::{PasswordSource, PublicKey, SecretKey};
+use airlock_format::keys::{PublicKey, SecretKey};
 use airlock_format::profile::{Profile, locate};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::ffi::OsString;
@@ -389,12 +389,7 @@ fn checkpoint(cli: &Cli, a: &CheckpointArgs, out: &Output) -> Result<()> {
         .host_key
         .clone()
         .unwrap_or_else(|| beside(&db, "host.key"));
-    let key = SecretKey::from_file(
-        &key_path,
-        &PasswordSource {
-            file: a.password_file.clone(),
-        },
-    )?;
+    let key = SecretKey::from_file(&key_path, &a.password)?;
     if let Some(out) = &a.out {
         let keep = protected(&db, Some(&key_path));
         check_out(out, &keep)?;

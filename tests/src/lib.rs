@@ -114,14 +114,19 @@ pub fn listed_subcommands(help: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether an external tool is on PATH. Under `CI=true` a missing tool is a failure;
-/// on a developer machine the test prints that it skipped.
-pub fn require_tool(tool: &str, test: &str) -> bool {
-    let found = Command::new("sh")
+/// Whether an external tool is on PATH.
+pub fn on_path(tool: &str) -> bool {
+    Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))
         .output()
-        .is_ok_and(|o| o.status.success());
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether an external tool is on PATH. Under `CI=true` a missing tool is a failure;
+/// on a developer machine the test prints that it skipped.
+pub fn require_tool(tool: &str, test: &str) -> bool {
+    let found = on_path(tool);
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -208,6 +213,20 @@ impl Fixture {
         ];
         args.extend(extra.iter().map(Into::into));
         bundler(args).expect(0)
+    }
+
+    /// `airlock-bundler fetch SOURCE --vendor-key VENDOR.pub --cache CACHE`, with no
+    /// proxy variables in its environment, not yet run.
+    pub fn fetch_command(&self, source: impl AsRef<std::ffi::OsStr>, cache: &Path) -> Command {
+        let mut cmd = Command::new(bin("airlock-bundler"));
+        cmd.arg("fetch")
+            .arg(source)
+            .arg("--vendor-key")
+            .arg(self.key("vendor.pub"))
+            .arg("--cache")
+            .arg(cache);
+        http::without_proxies(&mut cmd);
+        cmd
     }
 
     /// `fetch` of the feed into the cache (exit code returned).

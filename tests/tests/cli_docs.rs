@@ -5,7 +5,7 @@
 //! an unknown kind is a usage error, and `--help` never shows the hidden option.
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
-use airlock_tests::{Run, bin, listed_subcommands, run};
+use airlock_tests::{Run, bin, listed_subcommands, on_path, run};
 use std::path::Path;
 use std::process::Command;
 
@@ -49,11 +49,7 @@ fn referenced_pages(roff: &str) -> Vec<String> {
 /// Whether `tool` is on PATH; prints a note when it is not (these checks are
 /// extras, not a CI requirement).
 fn have(tool: &str, what: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = on_path(tool);
     if !found {
         eprintln!("note: {tool} is not installed; skipped {what}");
     }

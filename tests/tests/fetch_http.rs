@@ -10,8 +10,8 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use airlock_format::hash::sha256_hex;
-use airlock_tests::http::{Fault, FeedServer, Proxy, Request, TestTls, etag, without_proxies};
-use airlock_tests::{Fixture, Run, bin, mitigation_xml, run};
+use airlock_tests::http::{Fault, FeedServer, Proxy, Request, TestTls, etag};
+use airlock_tests::{Fixture, Run, mitigation_xml, run};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,15 +47,8 @@ fn fetch_env(f: &Fixture, source: &str, cache: &Path, extra: &[&str], env: Env<'
 }
 
 fn fetch_command(f: &Fixture, source: &str, cache: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(bin("airlock-bundler"));
-    cmd.arg("fetch")
-        .arg(source)
-        .arg("--vendor-key")
-        .arg(f.key("vendor.pub"))
-        .arg("--cache")
-        .arg(cache)
-        .args(extra);
-    without_proxies(&mut cmd);
+    let mut cmd = f.fetch_command(source, cache);
+    cmd.args(extra);
     cmd
 }
 

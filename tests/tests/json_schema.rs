@@ -12,7 +12,7 @@
 //! mangled, a field added or a type changed, so these tests cannot pass vacuously.
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
-use airlock_tests::http::{FeedServer, Proxy, without_proxies};
+use airlock_tests::http::{FeedServer, Proxy};
 use airlock_tests::{
     Fixture, Host, Run, applier, bin, bundler, fixture, ledger, mitigation_xml, root, run,
 };
@@ -367,15 +367,8 @@ fn the_validator_rejects_broken_outputs() {
 
 /// `fetch SOURCE --vendor-key .. --cache CACHE --json`, without proxy variables but `env`.
 fn fetch(f: &Fixture, source: &OsStr, env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(bin("airlock-bundler"));
-    cmd.arg("fetch")
-        .arg(source)
-        .arg("--vendor-key")
-        .arg(f.key("vendor.pub"))
-        .arg("--cache")
-        .arg(f.cache())
-        .arg("--json");
-    without_proxies(&mut cmd);
+    let mut cmd = f.fetch_command(source, &f.cache());
+    cmd.arg("--json");
     for (k, v) in env {
         cmd.env(k, v);
     }

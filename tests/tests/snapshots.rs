@@ -375,6 +375,12 @@ fn lab(f: &Fixture) -> Host {
 
 /// `airlock-bundler keygen --role ROLE --no-password --out DIR`: the public key.
 fn keygen(role: &str, dir: &Path) -> PathBuf {
+    keygen_cmd(role, dir).ok();
+    dir.join(format!("{role}.pub"))
+}
+
+/// `keygen --role ROLE --no-password --out DIR`.
+fn keygen_cmd(role: &str, dir: &Path) -> Cmd {
     cmd!(
         "airlock-bundler",
         "keygen",
@@ -384,8 +390,6 @@ fn keygen(role: &str, dir: &Path) -> PathBuf {
         "--out",
         p(dir)
     )
-    .ok();
-    dir.join(format!("{role}.pub"))
 }
 
 /// Edits the text of `file`; `from` must occur in it.
@@ -477,15 +481,7 @@ fn bundler_outputs() {
     scrub.dir(f.dir.path(), "[TMP]");
 
     let out = f.path("new-keys");
-    let keygen = cmd!(
-        "airlock-bundler",
-        "keygen",
-        "--role",
-        "release",
-        "--no-password",
-        "--out",
-        p(&out)
-    );
+    let keygen = keygen_cmd("release", &out);
     let r = keygen.run();
     scrub.key(&out.join("release.pub"), "[NEW_KEY_ID]");
     scrub.check("bundler_keygen", &keygen, &r);
@@ -710,15 +706,7 @@ fn bundler_errors() {
     );
     scrub.snap(
         "error_bundler_keygen_existing_key",
-        &cmd!(
-            "airlock-bundler",
-            "keygen",
-            "--role",
-            "release",
-            "--no-password",
-            "--out",
-            p(f.path("keys"))
-        ),
+        &keygen_cmd("release", &f.path("keys")),
     );
 }
 
